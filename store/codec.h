@@ -1,0 +1,78 @@
+/*
+ * codec.h — private: the record codec (one LMDB value = one "chunk" holding
+ * several consecutive positions of one sequence).  The byte layout is
+ * specified in docs/FORMAT.md, "Record chunks".
+ *
+ * A chunk is self-describing (kind, precision, number of positions, first
+ * position) and carries its own checksum, so it can be decoded and verified
+ * with no metadata.  The codec owns no global state; a slim_codec holds
+ * reusable scratch (one per thread).
+ */
+#ifndef SLIM_CODEC_H
+#define SLIM_CODEC_H
+
+#include "slim.h"
+
+typedef struct slim_codec slim_codec;
+
+int slim_codec_new(slim_codec **out);
+void slim_codec_free(slim_codec *c);
+
+typedef struct slim_chunk_params {
+    int kind;                 /* SLIM_KIND_LOGITS / SLIM_KIND_SAMPLED */
+    slim_precision prec;      /* ignored for SAMPLED (counts are exact) */
+    uint32_t vocab_size;      /* V: ids < V */
+    uint32_t first_pos;       /* position number of dists[0] in its sequence */
+    size_t target_bytes;      /* stop adding positions once a chunk reaches
+                                 about this size (0 = codec default) */
+} slim_chunk_params;
+
+/*
+ * Upper bound of the encoded size of n positions holding `entries` entries
+ * in total, for sizing dst.
+ */
+size_t slim_chunk_bound(uint32_t n, size_t entries);
+
+/*
+ * Encode dists[0..n) (already validated by the caller) into dst[cap].  The
+ * codec takes as many leading positions as fit params->target_bytes (at least
+ * one) and reports how many in *consumed; *len gets the chunk size.
+ * Returns 0, SLIM_ERANGE if cap is too small, SLIM_EINVAL on data that
+ * violates the contract of slim_dist (the message in c's last error).
+ */
+int slim_chunk_encode(slim_codec *c, const slim_chunk_params *params,
+                      const slim_dist *dists, uint32_t n, uint8_t *dst,
+                      size_t cap, size_t *len, uint32_t *consumed);
+
+/* Header facts of an encoded chunk, without decoding it (cheap). */
+typedef struct slim_chunk_header {
+    int kind;
+    slim_precision prec;
+    uint32_t first_pos;
+    uint32_t npos;
+    uint64_t entries;        /* total entries in the chunk */
+} slim_chunk_header;
+
+/* Parse and sanity-check the header; verifies the checksum when
+ * `check` is nonzero.  SLIM_ECORRUPT on any inconsistency. */
+int slim_chunk_header_read(const uint8_t *src, size_t len, int check,
+                           slim_chunk_header *out);
+
+/*
+ * Decode positions [first_pos + i, first_pos + i + n) of the chunk into
+ * out[0..n), carving ids/vals from the caller's ids[cap] / vals[cap] in order
+ * (like slim_read_positions).  Verifies the checksum when `check` is nonzero
+ * (the store verifies on every read).  Values come back as the stored
+ * representation reconstructed to float: logits (or log-probs, lse = 0) for
+ * LOGITS, counts for SAMPLED.  flags: SLIM_READ_ID_ORDER.  Returns 0,
+ * SLIM_ERANGE (*need set), or SLIM_ECORRUPT.
+ */
+int slim_chunk_decode(slim_codec *c, const uint8_t *src, size_t len,
+                      uint32_t i, uint32_t n, slim_dist *out, uint32_t *ids,
+                      float *vals, size_t cap, size_t *need, unsigned flags,
+                      int check);
+
+/* The last error message of this codec ("position 3: id 70000 >= V 32000"). */
+const char *slim_codec_errmsg(const slim_codec *c);
+
+#endif /* SLIM_CODEC_H */
