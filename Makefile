@@ -64,7 +64,7 @@ benches: $(BENCHES)
 # ----------------------------------------------------------------- deps
 DEB_PACKAGES := build-essential pkg-config liblmdb-dev lmdb-utils libsqlite3-dev sqlite3 \
   libzstd-dev zstd libxxhash-dev libjansson-dev libssl-dev libreadline-dev \
-  libopenblas-openmp-dev clang libclang-rt-14-dev fortunes bible-kjv-text
+  libopenblas-openmp-dev clang libclang-rt-14-dev fortunes bible-kjv bible-kjv-text
 deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEB_PACKAGES)
@@ -126,7 +126,7 @@ $(B)/pic/gen/schema.o: $(B)/gen/schema.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -fPIC -c $< -o $@
 $(B)/slimext.so: $(patsubst %.c,$(B)/pic/%.o,$(PIC_SRC)) $(B)/pic/gen/schema.o
-	$(CC) -shared $(LDFLAGS_ALL) -o $@ $^ -llmdb -lzstd -lxxhash -ljansson -lcrypto -lm -pthread
+	$(CC) -shared $(LDFLAGS_ALL) -o $@ $^ -lsqlite3 -llmdb -lzstd -lxxhash -ljansson -lcrypto -lm -pthread
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 
@@ -145,7 +145,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_SECONDS ?= 60
 fuzz:
 	$(MAKE) B=build-fuzz CC=clang OPT="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
-	  EXTRA_LDFLAGS="-fsanitize=address,undefined" $(LIBS)
+	  EXTRA_LDFLAGS="-fsanitize=address,undefined" $(LIBS:$(B)/%=build-fuzz/%)
 	@mkdir -p build-fuzz/fuzz
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -Istore -I$(OPENBLAS_INC) \

@@ -37,7 +37,8 @@ size_t slim_chunk_bound(uint32_t n, size_t entries);
  * Encode dists[0..n) (already validated by the caller) into dst[cap].  The
  * codec takes as many leading positions as fit params->target_bytes (at least
  * one) and reports how many in *consumed; *len gets the chunk size.
- * Returns 0, SLIM_ERANGE if cap is too small, SLIM_EINVAL on data that
+ * Returns 0, SLIM_ERANGE if cap is too small (*len then gets the size the
+ * chunk needs), SLIM_EINVAL on data that
  * violates the contract of slim_dist (the message in c's last error).
  */
 int slim_chunk_encode(slim_codec *c, const slim_chunk_params *params,
@@ -71,6 +72,22 @@ int slim_chunk_decode(slim_codec *c, const uint8_t *src, size_t len,
                       uint32_t i, uint32_t n, slim_dist *out, uint32_t *ids,
                       float *vals, size_t cap, size_t *need, unsigned flags,
                       int check);
+
+/*
+ * Where the bytes of the last chunk slim_chunk_encode produced went, for
+ * benchmarks: the order-0 empirical entropy of its coded symbols under the
+ * chunk's own contexts (what an ideal coder with the same model would need),
+ * the raw bits beside them, and the actual section sizes.
+ */
+typedef struct slim_codec_stats {
+    double symbol_bits;      /* sum over tables of n * H(empirical) */
+    uint64_t raw_bits;       /* uncoded low bits of bucketed integers, lse */
+    size_t header_bytes;     /* fixed header + k table + frame lengths */
+    size_t table_bytes;      /* frequency tables */
+    size_t frame_bytes;      /* rANS frames (incl. 8 bytes of states each) */
+    uint32_t nframes;
+} slim_codec_stats;
+void slim_codec_last_stats(const slim_codec *c, slim_codec_stats *out);
 
 /* The last error message of this codec ("position 3: id 70000 >= V 32000"). */
 const char *slim_codec_errmsg(const slim_codec *c);

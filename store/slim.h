@@ -19,7 +19,9 @@
  *     caller must free unless the function says so.
  *   - A store handle may be shared by threads only for slim_read_* calls, each
  *     thread with its own slim_reader.  At most one slim_writer per store, and
- *     one writer across processes (the lock file).
+ *     one writer across processes (the lock file).  Several handles on one
+ *     store in a process are fine (they share one LMDB environment); a child
+ *     after fork() must open its own handles and not touch inherited ones.
  *
  * Position convention (Hugging Face): the distribution stored at position i
  * is the teacher's prediction of token t[i+1] given t[0..i].  A sequence of T
@@ -70,7 +72,10 @@ typedef struct slim_store slim_store;
  * pending schema migrations (not with SLIM_OPEN_RDONLY) and refuses a store
  * whose format version is newer than this library (SLIM_EVERSION), without
  * touching it.  Crash recovery (docs/FORMAT.md, "Commit protocol") runs when
- * the first writer starts, never on a read-only handle.
+ * the first writer starts, never on a read-only handle.  Opening never waits
+ * for another process's writer (except to apply a migration).  An
+ * interrupted creation (killed during init) is completed by the next
+ * read-write open.
  * On failure *out is still set to a handle that only carries the error message
  * (read it with slim_errmsg, then slim_store_close it), or NULL when out of
  * memory.
@@ -206,7 +211,9 @@ int slim_read_begin(slim_store *st, slim_reader **out);
 int slim_read_refresh(slim_reader *r);
 void slim_read_end(slim_reader *r);
 
-/* Sequence metadata; ext_id lives until the next call on this reader. */
+/* Sequence metadata; ext_id lives until the next call on this reader.
+ * Deleted sequences are found too (info.deleted = 1); SLIM_ENOTFOUND when
+ * the number was never committed (or not yet, in this reader's view). */
 int slim_read_seq(slim_reader *r, int64_t dataset, int64_t seq, slim_seq_info *out);
 
 /* Copy the tokens into buf[cap]; *ntokens = T.  SLIM_ERANGE if cap < T. */
@@ -222,6 +229,11 @@ int slim_read_tokens(slim_reader *r, int64_t dataset, int64_t seq,
  * not NULL, gets the total); SLIM_ENOTFOUND if the range passes npos;
  * SLIM_ECORRUPT (with the record's key in slim_errmsg) on a bad checksum or
  * an undecodable record.  No allocation on this path once the reader is warm.
+ * Positions below the sequence's prefix_len are read from the prefix owner
+ * (one hop).  A deleted sequence whose records were freed (nothing kept it)
+ * gives SLIM_ENOTFOUND; a deleted one kept for a snapshot reads normally.
+ * Cost: one LMDB cursor search per owner touched (two when pos falls inside
+ * a chunk) plus one step per further chunk; see slim_read_record_count.
  */
 int slim_read_positions(slim_reader *r, int64_t dataset, int64_t seq,
                         uint32_t pos, uint32_t n, slim_dist *out,
@@ -238,10 +250,17 @@ typedef struct slim_writer slim_writer;
 
 /*
  * Become the store's single writer (waits for another process's writer to
- * finish, or SLIM_EBUSY with SLIM_OPEN_NOWAIT).  Runs crash recovery first.
- * All writes until slim_write_commit become visible atomically (metadata and
- * records together) or not at all; slim_write_abort drops them.  After commit
- * or abort the writer is freed.
+ * finish, or SLIM_EBUSY with SLIM_OPEN_NOWAIT; SLIM_EREADONLY on a read-only
+ * handle; SLIM_EBUSY if this handle already has a writer).  Runs crash
+ * recovery first.  All writes until slim_write_commit become visible
+ * atomically (metadata and records together) or not at all; slim_write_abort
+ * drops them.  After commit or abort the writer is freed (even when commit
+ * fails).  slim_write_commit returns 0 only once the batch is durable: that
+ * is the acknowledgement a crash never takes back (docs/STORE.md).
+ * A call that fails validation (SLIM_EINVAL, SLIM_EMISMATCH, SLIM_ENOTFOUND,
+ * SLIM_EEXIST) changes nothing and the batch goes on; a failure after a call
+ * started changing the batch (I/O, out of memory) poisons it: later calls and
+ * the commit fail, and the batch must be aborted.
  */
 int slim_write_begin(slim_store *st, slim_writer **out);
 int slim_write_commit(slim_writer *w);
@@ -275,11 +294,20 @@ typedef struct slim_prefix_ref {
  * Append one sequence to a dataset: tokens[T] and the distributions of
  * positions 0..npos-1 (dists[npos]).  With a prefix ref, positions
  * 0..len-1 are not written: the referenced sequence's records serve them (its
- * values are kept, the new ones dropped; dists[0..len) are not read).
- * Validates everything first (ids < V and distinct, no NaN /
- * +Inf, npos <= T, kind-specific rules) and on failure changes nothing,
- * returning SLIM_EINVAL with the offending position in slim_errmsg.
- * *seq gets the new sequence number.  Visible to readers at commit.
+ * values are kept, the new ones dropped).  The reference must name a
+ * sequence of the same teacher and kind whose tokens agree on 0..len-1
+ * (SLIM_EINVAL otherwise); len is capped at both sequences' npos.  A
+ * reference to a sequence that itself borrows is flattened to that
+ * sequence's owner, which may shorten it: pass the full dists[npos] —
+ * positions the shortened reference no longer covers are read from dists.
+ * Validates everything first (tokens and ids < V, ids distinct within a
+ * position, k <= V, no NaN / +Inf value, lse finite or NaN, npos <= T;
+ * LOGITS: n_samples = 0; SAMPLED: counts positive integers summing to
+ * n_samples) and on failure changes nothing, returning SLIM_EINVAL with the
+ * offending position in slim_errmsg ("position 4: id 70000 >= vocab size
+ * 32000").  *seq gets the new sequence number (next_seq; numbers are never
+ * reused).  Visible to readers at commit.  The content hash is computed from
+ * the stored (decoded) values.
  */
 int slim_write_seq(slim_writer *w, int64_t dataset, int64_t run_id,
                    const char *ext_id, const uint32_t *tokens, uint32_t T,
@@ -291,16 +319,24 @@ int slim_write_seq(slim_writer *w, int64_t dataset, int64_t run_id,
 int slim_write_find_tokens(slim_writer *w, int64_t dataset,
                            const uint32_t *tokens, uint32_t T, int64_t *seq);
 
-/* Find the sequence of the same teacher (any dataset) sharing the longest
- * token prefix with tokens[0..T) whose stored positions cover it; fills *ref
- * (len = number of shareable positions) or SLIM_ENOTFOUND. */
+/* Find the sequence of the same teacher and kind (any dataset) sharing the
+ * longest token prefix with tokens[0..T) whose stored positions cover it;
+ * fills *ref (len = number of shareable positions, <= T; the writer caps it
+ * at the new sequence's npos) or SLIM_ENOTFOUND.  Only owners (sequences
+ * that borrow nothing) are candidates, found through an index of prefix
+ * hashes at 16, 32, 64, ... tokens and at the full length: shorter common
+ * prefixes than 16 tokens are found only for identical sequences.  Sees the
+ * writer's own uncommitted sequences. */
 int slim_write_find_prefix(slim_writer *w, int64_t dataset,
                            const uint32_t *tokens, uint32_t T,
                            slim_prefix_ref *ref);
 
 /* Remove a sequence from its dataset's live view (dedup).  Its records are
  * freed only when no snapshot and no other sequence reference them;
- * *bytes_freed (may be NULL) gets the LMDB bytes actually reclaimed. */
+ * *bytes_freed (may be NULL) gets the LMDB bytes actually reclaimed (the
+ * records go at commit).  Deleting the last borrower of a deleted prefix
+ * owner frees the owner's records too (counted).  SLIM_ENOTFOUND if there
+ * is no such sequence or it is already deleted. */
 int slim_write_delete_seq(slim_writer *w, int64_t dataset, int64_t seq,
                           int64_t *bytes_freed);
 
@@ -313,7 +349,9 @@ int slim_write_vocab(slim_writer *w, int64_t dataset, uint32_t n,
                      const char *tokenizer_hash);
 
 /* The metadata handle inside this writer's transaction, for tools that keep
- * their own tables (e.g. training runs).  Changes commit with the writer. */
+ * their own tables (e.g. training runs).  Changes commit with the writer.
+ * It is the store's handle (slim_store_sqlite): do not COMMIT/ROLLBACK on
+ * it; use SAVEPOINTs for sub-transactions. */
 struct sqlite3 *slim_writer_sqlite(slim_writer *w);
 
 /* -------------------------------------------------------------- snapshots */
@@ -333,7 +371,12 @@ typedef struct slim_member {
  * Create snapshot `name` of the live sequences of datasets[0..n) (in dataset
  * order, then sequence order).  valid_frac in [0,1): the fraction assigned to
  * the validation split, chosen by the sequence's content hash (so the same
- * sequence always lands in the same split).  SLIM_EEXIST if the name is taken.
+ * sequence always lands in the same split: valid when the hash's first 8
+ * bytes, big-endian, over 2^64 are below valid_frac).  SLIM_EEXIST if the
+ * name is taken, SLIM_ENOTFOUND for an unknown dataset, SLIM_EINVAL for a
+ * dataset listed twice.  The snapshot hash is SHA-256 over the members'
+ * content hashes and splits in order (docs/FORMAT.md).  Members' records are
+ * never freed afterwards.
  */
 int slim_write_snapshot(slim_writer *w, const char *name,
                         const char *const *datasets, int n, double valid_frac);
@@ -360,13 +403,20 @@ typedef void (*slim_verify_cb)(void *ctx, const char *problem);
 
 /* Walk everything: metadata consistency, every sequence complete, every
  * record decodes with a matching checksum, content hashes match, no orphan
- * records.  *nproblems = problems found (0 = the store is sound). */
+ * records, dataset counters, prefix references, snapshots.
+ * *nproblems = problems found (0 = the store is sound).  Runs on one
+ * consistent read view and changes nothing, so it may run beside a writer;
+ * the leftovers of an interrupted commit that the next writer's recovery
+ * removes are not problems.  Returns nonzero only when it could not run. */
 int slim_store_verify(slim_store *st, slim_verify_cb cb, void *ctx,
                       int64_t *nproblems);
 
 /* --------------------------------------------------------------- utilities */
 
-/* XXH3-128 content hash of tokens + decoded distributions, as stored. */
+/* XXH3-128 content hash of tokens + decoded distributions, as stored
+ * (docs/FORMAT.md, "Content hash").  Entries may come in any order (they
+ * are hashed in id order).  Equal to slim_seq_info.hash when given the
+ * values a reader gets back. */
 void slim_content_hash(const uint32_t *tokens, uint32_t T,
                        const slim_dist *dists, uint32_t npos, uint8_t out[16]);
 

@@ -1,0 +1,268 @@
+/*
+ * bench_ingest_e2e.c — ingest throughput and the prefix-sharing saving.
+ *
+ *   bench_ingest_e2e [DIR] [NSEQ]
+ *
+ * 1. dense F32, V=32000, top-5 %: a naive baseline (one thread, lse in
+ *    double + qsort of the row per position) and slim's sparsifier (1 and 2
+ *    threads) on rows in memory, then end to end from a safetensors file in
+ *    the page cache to a committed store, then the same file cold
+ *    (posix_fadvise DONTNEED first);
+ * 2. sparse JSONL, K=20, end to end;
+ * 3. 1,000 sequences sharing a 200-token prefix (JSONL, K=20): record bytes
+ *    with prefix sharing on and off.
+ * Prints Markdown rows.  Wall-clock figures on a shared machine: run it a
+ * few times.
+ */
+#include <fcntl.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "../tests/lib/fixtures.h"
+#include "../tests/lib/synth.h"
+#include "../ingest/ingest.h"
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static double cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static double load1(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) { if (fscanf(f, "%lf", &l) != 1) l = -1; fclose(f); }
+    return l;
+}
+
+static char dir[512];
+
+static const char *pth(const char *name)
+{
+    static char p[2][700];
+    static int i;
+    i ^= 1;
+    snprintf(p[i], sizeof p[i], "%s/%s", dir, name);
+    return p[i];
+}
+
+static void rmrf(const char *p)
+{
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", p);
+    if (system(cmd)) fprintf(stderr, "bench_ingest: '%s' failed\n", cmd);
+}
+
+static int run_ingest(const char *store, const char *file, const char *spec, uint32_t V,
+                      uint32_t min_prefix, slim_ingest_stats *s, int64_t *record_bytes)
+{
+    slim_store *st;
+    char err[1024];
+    rmrf(store);
+    if (slim_store_open(&st, store, SLIM_OPEN_CREATE)) {
+        fprintf(stderr, "bench_ingest: cannot open store: %s\n", st ? slim_errmsg(st) : "?");
+        slim_store_close(st);
+        return -1;
+    }
+    slim_ingest_opts o = { .dataset = "b", .teacher = "bench", .sparsify = spec,
+                           .vocab_size = V, .temperature = 1, .min_prefix = min_prefix,
+                           .args_json = "[]" };
+    const char *f[1] = { file };
+    int rc = slim_ingest_files(st, &o, f, 1, s, err, sizeof err);
+    if (rc) fprintf(stderr, "bench_ingest: %s\n", err);
+    slim_dataset_info di;
+    *record_bytes = slim_dataset_get(st, "b", &di) == 0 ? di.record_bytes : -1;
+    slim_store_close(st);
+    return rc;
+}
+
+static void warm(const char *file)
+{
+    FILE *f = fopen(file, "rb");
+    static char buf[1 << 20];
+    while (f && fread(buf, 1, sizeof buf, f) > 0) {}
+    if (f) fclose(f);
+}
+
+static void cold(const char *file)
+{
+    int fd = open(file, O_RDONLY);
+    if (fd >= 0) { fdatasync(fd); posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED); close(fd); }
+}
+
+static double naive_rows_per_s(const float *rows, uint32_t V, uint32_t k, int n)
+{
+    uint32_t *ids = malloc(k * sizeof *ids);
+    double t = now_s(), sink = 0;
+    for (int r = 0; r < n; r++) {
+        const float *x = rows + (size_t)r * V;
+        double m = -INFINITY, s = 0;
+        for (uint32_t i = 0; i < V; i++) if (x[i] > m) m = x[i];
+        for (uint32_t i = 0; i < V; i++) s += exp((double)x[i] - m);
+        slim_select_topk_naive(x, V, k, ids);
+        sink += m + log(s) + ids[0];
+    }
+    t = now_s() - t;
+    free(ids);
+    return sink == 12345.678 ? 0 : n / t;
+}
+
+static double slim_rows_per_s(const float *rows, uint32_t V, int n, int threads)
+{
+    slim_sparsifier sp;
+    char err[100];
+    slim_sparsifier_parse("topfrac:0.05", &sp, err, sizeof err);
+    uint32_t cap = slim_sparsifier_cap(&sp, V);
+    double t = now_s();
+#pragma omp parallel num_threads(threads)
+    {
+        slim_sparse_ws *ws = slim_sparse_ws_new(V, cap);
+        uint32_t *ids = malloc(cap * sizeof *ids);
+        float *vals = malloc(cap * sizeof *vals);
+        slim_dist d = { .ids = ids, .vals = vals };
+        uint32_t bad;
+#pragma omp for schedule(dynamic, 8)
+        for (int r = 0; r < n; r++)
+            slim_sparsify_row(&sp, ws, rows + (size_t)r * V, V, (uint64_t)r, &d, &bad);
+        slim_sparse_ws_free(ws);
+        free(ids); free(vals);
+    }
+    return n / (now_s() - t);
+}
+
+static void bench_dense(uint32_t nseq)
+{
+    const uint32_t V = 32000, T = 128;
+    fx_dense d = { .logits_dtype = "F32", .ids_dtype = "I64", .N = nseq, .T = T, .V = V,
+                   .seed = 1, .nan_seq = -1 };
+    char file[700];
+    snprintf(file, sizeof file, "%s", pth("dense.safetensors"));
+    /* rows in memory for the kernel figures: the first 512 positions */
+    int nrows = 512;
+    float *rows = malloc((size_t)nrows * V * sizeof *rows);
+    synth g;
+    synth_init(&g, V, 7);
+    for (int r = 0; r < nrows; r++) synth_row(&g, rows + (size_t)r * V, NULL);
+    synth_free(&g);
+    double naive = naive_rows_per_s(rows, V, slim_topfrac_k(0.05, V), 64);
+    double one = slim_rows_per_s(rows, V, nrows, 1), two = slim_rows_per_s(rows, V, nrows, 2);
+    printf("| naive: lse in double + qsort per row, 1 thread (rows in memory) | %.0f rows/s | 1.0× |\n", naive);
+    printf("| slim_sparsify_row, 1 thread (rows in memory) | %.0f rows/s | %.1f× |\n", one, one / naive);
+    printf("| slim_sparsify_row, 2 threads (rows in memory) | %.0f rows/s | %.1f× |\n", two, two / naive);
+    free(rows);
+    fflush(stdout);
+
+    if (fx_dense_write(file, &d, NULL, NULL, NULL)) { fprintf(stderr, "cannot write %s\n", file); return; }
+    slim_ingest_stats s;
+    int64_t rb;
+    warm(file);
+    double c0 = cpu_s();
+    if (run_ingest(pth("dense.store"), file, "topfrac:0.05", 0, 16, &s, &rb)) return;
+    double cpu = cpu_s() - c0;
+    double pps = s.positions / s.seconds;
+    printf("| end to end, %u×%u positions, file in page cache, 2 threads + writer | %.0f positions/s | %.1f× |\n",
+           nseq, T, pps, pps / naive);
+    printf("|   CPU time of the process: %.2f s = %.0f positions per CPU-second (load average %.1f) | | |\n",
+           cpu, s.positions / cpu, load1());
+    printf("|   stage wall seconds: fill %.2f, sparsify %.2f, store write %.2f, commit %.2f; %.0f B/position | | |\n",
+           s.t_parse, s.t_sparsify, s.t_write, s.t_commit, (double)rb / s.positions);
+    cold(file);
+    if (run_ingest(pth("dense.store"), file, "topfrac:0.05", 0, 16, &s, &rb)) return;
+    pps = s.positions / s.seconds;
+    printf("| end to end, same file cold (fadvise DONTNEED) | %.0f positions/s | %.1f× |\n", pps, pps / naive);
+    rmrf(pth("dense.store"));
+    remove(file);
+    fflush(stdout);
+}
+
+/* simple-form JSONL: nseq sequences of T tokens, K entries per position;
+ * the first `prefix` tokens (and their entries) are common to all. */
+static int write_jsonl(const char *file, uint32_t nseq, uint32_t T, uint32_t K, uint32_t V,
+                       uint32_t prefix)
+{
+    FILE *f = fopen(file, "w");
+    if (!f) return -1;
+    uint64_t st = 12345;
+    for (uint32_t n = 0; n < nseq; n++) {
+        fprintf(f, "{\"id\":\"s%u\",\"tokens\":[", n);
+        for (uint32_t t = 0; t < T; t++)
+            fprintf(f, "%s%u", t ? "," : "", t < prefix ? (t * 7919 + 11) % V : (n * 104729 + t * 131) % V);
+        fputs("],\"top\":[", f);
+        for (uint32_t t = 0; t + 1 < T; t++) {
+            fputs(t ? ",[" : "[", f);
+            /* K distinct ids per position: base + j*997 (997*K < V) */
+            uint64_t r = t < prefix ? (uint64_t)t * 1000003u
+                                    : (st = st * 6364136223846793005ull + 1442695040888963407ull) >> 33;
+            for (uint32_t j = 0; j < K; j++) {
+                fprintf(f, "%s[%u,%.4f]", j ? "," : "", (uint32_t)((r + j * 997) % V),
+                        -0.05 - 0.4 * j - (double)(r % 100) * 0.001);
+            }
+            fputc(']', f);
+        }
+        fputs("]}\n", f);
+    }
+    return fclose(f);
+}
+
+static void bench_sparse(void)
+{
+    const uint32_t V = 32000, K = 20;
+    char file[700];
+    snprintf(file, sizeof file, "%s", pth("sparse.jsonl"));
+    if (write_jsonl(file, 500, 201, K, V, 0)) return;
+    struct stat sb;
+    stat(file, &sb);
+    warm(file);
+    slim_ingest_stats s;
+    int64_t rb;
+    double c0 = cpu_s();
+    if (run_ingest(pth("sparse.store"), file, NULL, V, 16, &s, &rb)) return;
+    double cpu = cpu_s() - c0;
+    printf("| sparse JSONL K=20, %lld positions (%.0f MB), end to end | %.0f positions/s | fill %.2f s, write %.2f s, %.0f B/position |\n",
+           (long long)s.positions, sb.st_size / 1e6, s.positions / s.seconds, s.t_parse, s.t_write,
+           (double)rb / s.positions);
+    printf("|   CPU time of the process: %.2f s = %.0f positions per CPU-second (load average %.1f) | | |\n",
+           cpu, s.positions / cpu, load1());
+    rmrf(pth("sparse.store"));
+    remove(file);
+
+    snprintf(file, sizeof file, "%s", pth("prefix.jsonl"));
+    if (write_jsonl(file, 1000, 221, K, V, 200)) return;
+    int64_t on, off;
+    slim_ingest_stats s2;
+    if (run_ingest(pth("p1.store"), file, NULL, V, 16, &s, &on)) return;
+    if (run_ingest(pth("p0.store"), file, NULL, V, 0, &s2, &off)) return;
+    printf("| 1,000 sequences × 220 positions sharing a 200-token prefix (K=20): record bytes, sharing off | %lld B | %.0f B/sequence |\n",
+           (long long)off, (double)off / 1000);
+    printf("| same, sharing on (--min-prefix 16): %lld positions shared | %lld B | %.1f× smaller |\n",
+           (long long)s.shared_positions, (long long)on, on > 0 ? (double)off / on : 0);
+    rmrf(pth("p1.store"));
+    rmrf(pth("p0.store"));
+    remove(file);
+}
+
+int main(int argc, char **argv)
+{
+    snprintf(dir, sizeof dir, "%s", argc > 1 ? argv[1] : "/tmp/slim-bench-ingest");
+    uint32_t nseq = argc > 2 ? (uint32_t)atoi(argv[2]) : 32;
+    mkdir(dir, 0755);
+    printf("| bench_ingest_e2e (%d OpenMP threads; load average %.1f at start) | figure | ratio / note |\n|---|---|---|\n",
+           omp_get_max_threads(), load1());
+    bench_dense(nseq);
+    bench_sparse();
+    return 0;
+}

@@ -1,0 +1,180 @@
+/*
+ * slim-ingest — add teacher outputs (dense logits, top-k log-probs from
+ * vLLM / OpenAI-compatible servers, safetensors / npy / JSONL) to a dataset.
+ * Thin: parse arguments, call slim_ingest_files, print the summary.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "ingest.h"
+
+static const char usage_text[] =
+    "usage: slim-ingest --dataset D [--teacher NAME] [--vocab-size V] [--vocab tokenizer.json]\n"
+    "                   [--sparsify SPEC] [--precision SPEC] [--format auto|safetensors|npy|jsonl]\n"
+    "                   [--temperature T] [--seed N] [--threads N] [--min-prefix N]\n"
+    "                   [--max-logprobs K] [--batch-positions N] [--json] [--progress]\n"
+    "                   [--store DIR] FILE...\n"
+    "\n"
+    "  --sparsify SPEC    topfrac:F (default topfrac:0.05), topk:K, topp:P[,max:K], sample:N\n"
+    "  --precision SPEC   logprob:EPS (default logprob:0.01), prob:EPS, lossless\n"
+    "  --vocab-size V     the logit width; needed for the first ingest of sparse input\n"
+    "  --max-logprobs K   keep at most K entries per position of sparse JSONL input\n"
+    "  --min-prefix N     share a prefix with an earlier sequence from N positions (16; 0 = off)\n"
+    "See docs/INGEST.md.\n";
+
+static void die(int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+static void die(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("slim-ingest: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(code);
+}
+
+static unsigned long long num_arg(const char *opt, const char *s, unsigned long long max)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || *s == '-' || v > max) die(2, "invalid %s '%s'", opt, s);
+    return v;
+}
+
+static void print_summary(const slim_ingest_opts *o, const slim_ingest_stats *s, int json)
+{
+    double rate = s->seconds > 0 ? s->positions / s->seconds : 0;
+    long long bytes = (long long)(s->bytes_after - s->bytes_before);
+    if (json) {
+        json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f}",
+                              "dataset", o->dataset, "run", (json_int_t)s->run_id,
+                              "added", (json_int_t)s->added, "skipped", (json_int_t)s->skipped,
+                              "refused", (json_int_t)s->refused,
+                              "positions", (json_int_t)s->positions,
+                              "entries", (json_int_t)s->entries,
+                              "shared_sequences", (json_int_t)s->shared_seqs,
+                              "shared_positions", (json_int_t)s->shared_positions,
+                              "prefix_checked", (json_int_t)s->prefix_checked,
+                              "prefix_disagree", (json_int_t)s->prefix_disagree,
+                              "bytes_written", (json_int_t)bytes, "seconds", s->seconds,
+                              "positions_per_s", rate);
+        char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (t) puts(t);
+        free(t);
+        json_decref(j);
+        return;
+    }
+    printf("dataset '%s': added %lld sequences (%lld positions), skipped %lld duplicates, "
+           "refused %lld; %lld positions shared with earlier sequences; %.2f MB written; "
+           "%.0f positions/s\n", o->dataset, (long long)s->added, (long long)s->positions,
+           (long long)s->skipped, (long long)s->refused, (long long)s->shared_positions,
+           bytes / 1e6, rate);
+}
+
+static char *args_json(int argc, char **argv)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < argc; i++) json_array_append_new(a, json_string(argv[i]));
+    char *t = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    return t;
+}
+
+int main(int argc, char **argv)
+{
+    enum { O_TEACHER = 256, O_VSIZE, O_VOCAB, O_SPARSIFY, O_PREC, O_FORMAT, O_TEMP, O_SEED,
+           O_JSON, O_PROGRESS, O_STORE, O_THREADS, O_MINPREFIX, O_MAXLP, O_BATCH, O_VERSION };
+    static const struct option opts[] = {
+        { "dataset", required_argument, 0, 'd' }, { "teacher", required_argument, 0, O_TEACHER },
+        { "vocab-size", required_argument, 0, O_VSIZE }, { "vocab", required_argument, 0, O_VOCAB },
+        { "sparsify", required_argument, 0, O_SPARSIFY },
+        { "precision", required_argument, 0, O_PREC }, { "format", required_argument, 0, O_FORMAT },
+        { "temperature", required_argument, 0, O_TEMP }, { "seed", required_argument, 0, O_SEED },
+        { "json", no_argument, 0, O_JSON }, { "progress", no_argument, 0, O_PROGRESS },
+        { "store", required_argument, 0, O_STORE }, { "threads", required_argument, 0, O_THREADS },
+        { "min-prefix", required_argument, 0, O_MINPREFIX },
+        { "max-logprobs", required_argument, 0, O_MAXLP },
+        { "batch-positions", required_argument, 0, O_BATCH },
+        { "help", no_argument, 0, 'h' }, { "version", no_argument, 0, O_VERSION }, { 0, 0, 0, 0 },
+    };
+    slim_ingest_opts o = { .temperature = 1.0, .min_prefix = 16, .progress = isatty(2) };
+    const char *store = getenv("SLIM_STORE");
+    int json = 0, c;
+    char err[1024];
+    while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': o.dataset = optarg; break;
+        case O_TEACHER: o.teacher = optarg; break;
+        case O_VSIZE: o.vocab_size = (uint32_t)num_arg("--vocab-size", optarg, UINT32_MAX); break;
+        case O_VOCAB: o.vocab_path = optarg; break;
+        case O_SPARSIFY: {
+            slim_sparsifier sp;
+            if (slim_sparsifier_parse(optarg, &sp, err, sizeof err)) die(2, "%s", err);
+            o.sparsify = optarg;
+            break;
+        }
+        case O_PREC: {
+            slim_precision p;
+            if (slim_precision_parse(optarg, &p)) die(2, "invalid precision '%s'", optarg);
+            o.precision = optarg;
+            break;
+        }
+        case O_FORMAT:
+            if ((o.format = slim_format_parse(optarg)) < 0) die(2, "invalid format '%s'", optarg);
+            break;
+        case O_TEMP: {
+            char *end;
+            o.temperature = strtod(optarg, &end);
+            if (*end || !(o.temperature > 0)) die(2, "invalid temperature '%s'", optarg);
+            break;
+        }
+        case O_SEED: o.seed = num_arg("--seed", optarg, UINT64_MAX); break;
+        case O_JSON: json = 1; break;
+        case O_PROGRESS: o.progress = 1; break;
+        case O_STORE: store = optarg; break;
+        case O_THREADS: o.threads = (int)num_arg("--threads", optarg, 1024); break;
+        case O_MINPREFIX: o.min_prefix = (uint32_t)num_arg("--min-prefix", optarg, UINT32_MAX); break;
+        case O_MAXLP: o.max_k = (uint32_t)num_arg("--max-logprobs", optarg, UINT32_MAX); break;
+        case O_BATCH: o.batch_positions = num_arg("--batch-positions", optarg, 1u << 30); break;
+        case 'h': fputs(usage_text, stdout); return 0;
+        case O_VERSION: printf("slim-ingest %s\n", SLIM_VERSION_STRING); return 0;
+        default: fputs(usage_text, stderr); return 2;
+        }
+    }
+    if (!o.dataset) die(2, "--dataset is required (try --help)");
+    if (optind >= argc) die(2, "no input files (try --help)");
+    if (!store || !*store) store = "slim.store";
+    if (o.threads) omp_set_num_threads(o.threads);
+    char *aj = args_json(argc, argv);
+    o.args_json = aj ? aj : "[]";
+
+    slim_store *st;
+    int rc = slim_store_open(&st, store, SLIM_OPEN_CREATE);
+    if (rc) {
+        snprintf(err, sizeof err, "%s", st ? slim_errmsg(st) : slim_strerror(rc));
+        slim_store_close(st);
+        die(1, "cannot open store '%s': %s", store, err);
+    }
+    slim_ingest_stats s;
+    rc = slim_ingest_files(st, &o, (const char *const *)argv + optind, argc - optind, &s,
+                           err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "slim-ingest: %s\n", err);
+        fprintf(stderr, "slim-ingest: committed %lld new sequences before the error; "
+                "re-running continues without duplicates\n", (long long)s.committed_added);
+    }
+    print_summary(&o, &s, json);
+    if (getenv("SLIM_INGEST_TIMING"))
+        fprintf(stderr, "slim-ingest: seconds: parse %.3f sparsify %.3f write %.3f commit %.3f\n",
+                s.t_parse, s.t_sparsify, s.t_write, s.t_commit);
+    slim_store_close(st);
+    free(aj);
+    if (fflush(stdout) || ferror(stdout) || fclose(stdout)) die(1, "cannot write to stdout");
+    return rc ? 1 : 0;
+}

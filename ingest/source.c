@@ -1,0 +1,446 @@
+/*
+ * source.c — inputs as a stream of batches of sequences: tensor files
+ * (safetensors / npy, mmap'd; dense rows are referenced, not copied) and
+ * JSONL (read line by line).  Memory is bounded by the batch, never by the
+ * file.
+ */
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include "ingest_src.h"
+
+/* ---------------------------------------------------------------- detect */
+
+int slim_format_parse(const char *s)
+{
+    if (!strcmp(s, "auto")) return SLIM_FMT_AUTO;
+    if (!strcmp(s, "safetensors")) return SLIM_FMT_SAFETENSORS;
+    if (!strcmp(s, "npy")) return SLIM_FMT_NPY;
+    if (!strcmp(s, "jsonl")) return SLIM_FMT_JSONL;
+    return -1;
+}
+
+int slim_detect_format(const char *path, int *fmt, char *err, size_t cap)
+{
+    struct stat sb;
+    if (stat(path, &sb) < 0) {
+        snprintf(err, cap, "cannot open '%s': %s", path, strerror(errno));
+        return SLIM_EIO;
+    }
+    if (S_ISDIR(sb.st_mode)) { *fmt = SLIM_FMT_NPY; return 0; }
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        snprintf(err, cap, "cannot open '%s': %s", path, strerror(errno));
+        return SLIM_EIO;
+    }
+    uint8_t h[16];
+    ssize_t n = read(fd, h, sizeof h);
+    close(fd);
+    if (n <= 0) {
+        snprintf(err, cap, "'%s': byte 0: empty file", path);
+        return SLIM_EINVAL;
+    }
+    if (n >= 6 && !memcmp(h, "\x93NUMPY", 6)) { *fmt = SLIM_FMT_NPY; return 0; }
+    /* safetensors: a small little-endian length, then the JSON header '{' */
+    if (n >= 9 && h[8] == '{' && h[5] == 0 && h[6] == 0 && h[7] == 0) {
+        *fmt = SLIM_FMT_SAFETENSORS;
+        return 0;
+    }
+    ssize_t i = 0;
+    while (i < n && (h[i] == ' ' || h[i] == '\n' || h[i] == '\r' || h[i] == '\t')) i++;
+    if (i < n && h[i] == '{') { *fmt = SLIM_FMT_JSONL; return 0; }
+    snprintf(err, cap, "'%s': byte 0: unrecognised format (not safetensors, npy or JSONL)", path);
+    return SLIM_EINVAL;
+}
+
+int slim_file_hash(const char *path, char hex[33], char *err, size_t cap)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        snprintf(err, cap, "cannot open '%s': %s", path, strerror(errno));
+        return SLIM_EIO;
+    }
+    XXH3_state_t *s = XXH3_createState();
+    if (!s) { close(fd); return SLIM_ENOMEM; }
+    XXH3_128bits_reset(s);
+    static __thread uint8_t buf[1 << 16];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) XXH3_128bits_update(s, buf, (size_t)n);
+    int e = errno;
+    close(fd);
+    XXH128_hash_t h = XXH3_128bits_digest(s);
+    XXH3_freeState(s);
+    if (n < 0) {
+        snprintf(err, cap, "cannot read '%s': %s", path, strerror(e));
+        return SLIM_EIO;
+    }
+    snprintf(hex, 33, "%016llx%016llx", (unsigned long long)h.high64, (unsigned long long)h.low64);
+    return 0;
+}
+
+static void jsonl_free(slim_src *s);
+
+/* ------------------------------------------------------------- tensors */
+
+static int is_int(int dt) { return dt == SLIM_DT_I32 || dt == SLIM_DT_I64; }
+static int is_float(int dt)
+{
+    return dt == SLIM_DT_F32 || dt == SLIM_DT_F16 || dt == SLIM_DT_BF16;
+}
+
+static int same_lead(const slim_tensor *a, const slim_tensor *ids)
+{
+    if (a->ndim != ids->ndim + 1) return 0;
+    for (int d = 0; d < ids->ndim; d++)
+        if (a->shape[d] != ids->shape[d]) return 0;
+    return 1;
+}
+
+static void shape_str(const slim_tensor *t, char *buf, size_t cap)
+{
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int d = 0; d < t->ndim && n < cap; d++)
+        n += (size_t)snprintf(buf + n, cap - n, d ? ",%llu" : "%llu",
+                              (unsigned long long)t->shape[d]);
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+}
+
+/* Check the tensors a file gives and how they fit together. */
+static int layout(slim_src *s, char *err, size_t cap)
+{
+    slim_tensors *ts = &s->ts;
+    char a[64], b[64];
+    s->ids = slim_tensors_find(ts, "input_ids");
+    if (!s->ids) { snprintf(err, cap, "'%s': no 'input_ids' tensor", s->path); return SLIM_EINVAL; }
+    if (!is_int(s->ids->dtype) || s->ids->ndim < 1 || s->ids->ndim > 2) {
+        shape_str(s->ids, a, sizeof a);
+        snprintf(err, cap, "'%s': byte %llu: 'input_ids' must be I32/I64 [N,T] or [T] (is %s %s)",
+                 s->path, (unsigned long long)s->ids->offset, slim_dtype_name(s->ids->dtype), a);
+        return SLIM_EINVAL;
+    }
+    s->N = s->ids->ndim == 2 ? s->ids->shape[0] : 1;
+    s->T = s->ids->shape[s->ids->ndim - 1];
+    s->logits = slim_tensors_find(ts, "logits");
+    s->tk_ids = slim_tensors_find(ts, "topk_ids");
+    s->tk_vals = slim_tensors_find(ts, "topk_logprobs");
+    s->is_logprob = 1;
+    if (!s->tk_vals) { s->tk_vals = slim_tensors_find(ts, "topk_logits"); s->is_logprob = 0; }
+    const slim_tensor *v = s->logits ? s->logits : s->tk_vals;
+    if (!v || (!s->logits && !s->tk_ids)) {
+        snprintf(err, cap, "'%s': no 'logits' or 'topk_ids' + 'topk_logprobs'/'topk_logits' "
+                 "tensors", s->path);
+        return SLIM_EINVAL;
+    }
+    if (!is_float(v->dtype) || !same_lead(v, s->ids)
+        || (!s->logits && (!is_int(s->tk_ids->dtype) || !same_lead(s->tk_ids, s->ids)
+                           || s->tk_ids->shape[s->tk_ids->ndim - 1] != v->shape[v->ndim - 1]))) {
+        shape_str(s->ids, a, sizeof a);
+        shape_str(v, b, sizeof b);
+        snprintf(err, cap, "'%s': byte %llu: shape mismatch: input_ids %s but '%s' %s %s",
+                 s->path, (unsigned long long)v->offset, a, v->name, slim_dtype_name(v->dtype), b);
+        return SLIM_EINVAL;
+    }
+    s->dense = s->logits != NULL;
+    s->W = (uint32_t)v->shape[v->ndim - 1];
+    if (s->dense && !s->W) {
+        snprintf(err, cap, "'%s': 'logits' has vocabulary width 0", s->path);
+        return SLIM_EINVAL;
+    }
+    s->V = s->dense ? s->W : 0;
+    s->lengths = slim_tensors_find(ts, "lengths");
+    s->mask = slim_tensors_find(ts, "attention_mask");
+    if (s->lengths && (s->lengths->ndim != 1 || s->lengths->shape[0] != s->N
+                       || !is_int(s->lengths->dtype))) {
+        snprintf(err, cap, "'%s': 'lengths' must be I32/I64 [N] with N = %llu", s->path,
+                 (unsigned long long)s->N);
+        return SLIM_EINVAL;
+    }
+    if (s->mask && (s->mask->ndim != s->ids->ndim || s->mask->nbytes / slim_dtype_size(s->mask->dtype)
+                    != s->N * s->T || !(is_int(s->mask->dtype) || s->mask->dtype == SLIM_DT_U8
+                                        || s->mask->dtype == SLIM_DT_BOOL))) {
+        snprintf(err, cap, "'%s': 'attention_mask' must be an integer tensor shaped like "
+                 "input_ids", s->path);
+        return SLIM_EINVAL;
+    }
+    return 0;
+}
+
+/* Sequence n's token span [*start, *start + *len) inside its padded row. */
+static int span_of(slim_src *s, uint64_t n, uint64_t *start, uint64_t *len, char *err, size_t cap)
+{
+    *start = 0;
+    *len = s->T;
+    if (s->lengths) {
+        int64_t L = slim_int_at(s->lengths->dtype, s->lengths->data, n);
+        if (L < 0 || (uint64_t)L > s->T) {
+            snprintf(err, cap, "'%s': sequence %llu: length %lld outside 0..%llu", s->path,
+                     (unsigned long long)n, (long long)L, (unsigned long long)s->T);
+            return SLIM_EINVAL;
+        }
+        *len = (uint64_t)L;
+    } else if (s->mask) {
+        /* left or right padding: the ones must be one contiguous run */
+        uint64_t first = s->T, count = 0, last = 0;
+        for (uint64_t t = 0; t < s->T; t++)
+            if (slim_int_at(s->mask->dtype, s->mask->data, n * s->T + t)) {
+                if (first == s->T) first = t;
+                last = t;
+                count++;
+            }
+        if (count && last - first + 1 != count) {
+            snprintf(err, cap, "'%s': sequence %llu: attention_mask is not one contiguous run",
+                     s->path, (unsigned long long)n);
+            return SLIM_EINVAL;
+        }
+        *start = count ? first : 0;
+        *len = count;
+    }
+    return 0;
+}
+
+int slim_src_open(slim_src *s, const char *path, int fmt, char *err, size_t cap)
+{
+    memset(s, 0, sizeof *s);
+    s->path = path;
+    s->fmt = fmt;
+    int rc = 0;
+    char msg[400];
+    if (fmt == SLIM_FMT_JSONL) {
+        s->f = fopen(path, "r");
+        if (!s->f) {
+            snprintf(err, cap, "cannot open '%s': %s", path, strerror(errno));
+            return SLIM_EIO;
+        }
+        s->is_logprob = 1;
+        return 0;
+    }
+    if (fmt == SLIM_FMT_SAFETENSORS) {
+        rc = slim_tensors_open_safetensors(path, &s->ts, msg, sizeof msg);
+    } else {
+        struct stat sb;
+        if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+            DIR *d = opendir(path);
+            struct dirent *de;
+            if (!d) { snprintf(msg, sizeof msg, "cannot open: %s", strerror(errno)); rc = SLIM_EIO; }
+            while (!rc && d && (de = readdir(d))) {
+                size_t n = strlen(de->d_name);
+                if (n < 5 || strcmp(de->d_name + n - 4, ".npy")) continue;
+                char p[4096];
+                snprintf(p, sizeof p, "%s/%s", path, de->d_name);
+                if ((rc = slim_tensors_add_npy(p, &s->ts, msg, sizeof msg)))
+                    snprintf(err, cap, "'%s': %s", p, msg);
+            }
+            if (d) closedir(d);
+            if (rc) { slim_tensors_release(&s->ts); return rc; }
+        } else rc = slim_tensors_add_npy(path, &s->ts, msg, sizeof msg);
+    }
+    if (rc) {
+        snprintf(err, cap, rc == SLIM_EIO ? "cannot open '%s': %s" : "'%s': %s", path, msg);
+        slim_tensors_release(&s->ts);
+        return rc;
+    }
+    return 0;
+}
+
+/* npy inputs given as several files: each adds its array to the first src. */
+int slim_src_add_npy(slim_src *s, const char *path, char *err, size_t cap)
+{
+    char msg[400];
+    int rc = slim_tensors_add_npy(path, &s->ts, msg, sizeof msg);
+    if (rc) snprintf(err, cap, rc == SLIM_EIO ? "cannot open '%s': %s" : "'%s': %s", path, msg);
+    return rc;
+}
+
+int slim_src_layout(slim_src *s, char *err, size_t cap)
+{
+    if (s->fmt == SLIM_FMT_JSONL) return 0;
+    return layout(s, err, cap);
+}
+
+void slim_src_close(slim_src *s)
+{
+    if (s->f) fclose(s->f);
+    free(s->line);
+    jsonl_free(s);
+    slim_tensors_release(&s->ts);
+    memset(s, 0, sizeof *s);
+}
+
+/* One tensor sequence into the batch (tokens; sparse entries too). */
+static int tensor_seq(slim_src *s, uint64_t n, uint32_t V, slim_batch *b, char *err, size_t cap)
+{
+    uint64_t st, L;
+    int rc = span_of(s, n, &st, &L, err, cap);
+    if (rc) return rc;
+    if (slim_batch_reserve(b, 1, L, s->dense ? 0 : L, s->dense ? 0 : L * s->W)) return SLIM_ENOMEM;
+    slim_iseq *q = &b->seqs[b->nseq];
+    memset(q, 0, sizeof *q);
+    snprintf(q->ext_id, sizeof q->ext_id, "%llu", (unsigned long long)n);
+    snprintf(q->where, sizeof q->where, "sequence %llu", (unsigned long long)n);
+    q->tok_off = b->ntok;
+    q->dist_off = b->ndist;
+    q->T = (uint32_t)L;
+    q->npos = (uint32_t)L;
+    size_t base = n * s->T + st;
+    for (uint64_t t = 0; t < L; t++) {
+        int64_t id = slim_int_at(s->ids->dtype, s->ids->data, base + t);
+        if (id < 0 || (V && id >= V)) {
+            snprintf(err, cap, "'%s': sequence %llu position %llu: token id %lld outside 0..%u",
+                     s->path, (unsigned long long)n, (unsigned long long)t, (long long)id, V - 1);
+            return SLIM_EINVAL;
+        }
+        b->tokens[b->ntok + t] = (uint32_t)id;
+    }
+    if (s->dense) {
+        q->dtype = s->logits->dtype;
+        q->row_stride = (size_t)s->W * slim_dtype_size(q->dtype);
+        q->rows = s->logits->data + base * q->row_stride;
+    } else {
+        char msg[200];
+        for (uint64_t t = 0; t < L; t++) {
+            slim_dist *d = &b->dists[b->ndist + t];
+            size_t eo = b->nent + t * s->W;
+            b->entoff[b->ndist + t] = eo;
+            d->k = s->W;
+            d->n_samples = 0;
+            d->lse = s->is_logprob ? 0.0f : NAN;
+            d->ids = b->ids + eo;
+            d->vals = b->vals + eo;
+            for (uint32_t j = 0; j < s->W; j++) {
+                size_t e = (base + t) * s->W + j;
+                int64_t id = slim_int_at(s->tk_ids->dtype, s->tk_ids->data, e);
+                if (id < 0 || id > UINT32_MAX) {
+                    snprintf(err, cap, "'%s': sequence %llu position %llu: token id %lld is "
+                             "negative or too large", s->path, (unsigned long long)n,
+                             (unsigned long long)t, (long long)id);
+                    return SLIM_EINVAL;
+                }
+                d->ids[j] = (uint32_t)id;
+                d->vals[j] = slim_float_at(s->tk_vals->dtype, s->tk_vals->data, e);
+            }
+            if ((rc = slim_check_sparse(d, V, s->is_logprob, NULL, msg, sizeof msg))) {
+                snprintf(err, cap, "'%s': sequence %llu position %llu: %s", s->path,
+                         (unsigned long long)n, (unsigned long long)t, msg);
+                return rc;
+            }
+        }
+        b->ndist += L;
+        b->nent += L * s->W;
+    }
+    b->ntok += L;
+    b->positions += L;
+    b->nseq++;
+    return 0;
+}
+
+#define PAR_LINES 64
+
+static int jsonl_alloc(slim_src *s)
+{
+    if (s->lv) return 0;
+    s->lv = calloc(PAR_LINES, sizeof *s->lv);
+    s->lvcap = calloc(PAR_LINES, sizeof *s->lvcap);
+    s->lvlen = calloc(PAR_LINES, sizeof *s->lvlen);
+    s->lvno = calloc(PAR_LINES, sizeof *s->lvno);
+    s->lvrc = calloc(PAR_LINES, sizeof *s->lvrc);
+    s->lb = calloc(PAR_LINES, sizeof *s->lb);
+    s->lerr = calloc(PAR_LINES, sizeof *s->lerr);
+    return s->lv && s->lvcap && s->lvlen && s->lvno && s->lvrc && s->lb && s->lerr ? 0 : SLIM_ENOMEM;
+}
+
+static void jsonl_free(slim_src *s)
+{
+    for (int i = 0; s->lv && i < PAR_LINES; i++) { free(s->lv[i]); slim_batch_release(&s->lb[i]); }
+    free(s->lv); free(s->lvcap); free(s->lvlen); free(s->lvno); free(s->lvrc);
+    free(s->lb); free(s->lerr);
+}
+
+/* Append a line's small batch to b, shifting its offsets. */
+static int append_batch(slim_batch *b, const slim_batch *l, long lineno)
+{
+    if (slim_batch_reserve(b, l->nseq, l->ntok, l->ndist, l->nent)) return SLIM_ENOMEM;
+    for (size_t q = 0; q < l->nseq; q++) {
+        slim_iseq *d = &b->seqs[b->nseq + q];
+        *d = l->seqs[q];
+        d->tok_off += b->ntok;
+        d->dist_off += b->ndist;
+        snprintf(d->where, sizeof d->where, "line %ld", lineno);
+    }
+    memcpy(b->tokens + b->ntok, l->tokens, l->ntok * sizeof *b->tokens);
+    memcpy(b->dists + b->ndist, l->dists, l->ndist * sizeof *b->dists);
+    for (size_t i = 0; i < l->ndist; i++) b->entoff[b->ndist + i] = l->entoff[i] + b->nent;
+    memcpy(b->ids + b->nent, l->ids, l->nent * sizeof *b->ids);
+    memcpy(b->vals + b->nent, l->vals, l->nent * sizeof *b->vals);
+    b->nseq += l->nseq; b->ntok += l->ntok; b->ndist += l->ndist; b->nent += l->nent;
+    b->positions += l->positions;
+    return 0;
+}
+
+/* Lines are read here in order, parsed (JSON + checks) on every core, then
+ * appended in order: the first bad line stops the batch after the lines
+ * before it. */
+static int jsonl_fill(slim_src *s, uint32_t V, size_t max_pos, slim_batch *b,
+                      int *eof, char *err, size_t cap)
+{
+    slim_jsonl_opts o = { .vocab_size = V, .max_k = s->max_k };
+    if (jsonl_alloc(s)) return SLIM_ENOMEM;
+    while (b->positions < max_pos && !*eof) {
+        int n = 0;
+        while (n < PAR_LINES) {
+            ssize_t r = getline(&s->lv[n], &s->lvcap[n], s->f);
+            if (r < 0) {
+                if (ferror(s->f)) {
+                    snprintf(err, cap, "cannot read '%s': %s", s->path, strerror(errno));
+                    return SLIM_EIO;
+                }
+                *eof = 1;
+                break;
+            }
+            s->lineno++;
+            size_t i = 0;
+            while (i < (size_t)r && strchr(" \t\r\n", s->lv[n][i])) i++;
+            if (i == (size_t)r) continue;  /* blank line */
+            s->lvlen[n] = (size_t)r;
+            s->lvno[n++] = s->lineno;
+        }
+        if (*eof && !s->lineno) {
+            snprintf(err, cap, "'%s': byte 0: empty file", s->path);
+            return SLIM_EINVAL;
+        }
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int i = 0; i < n; i++) {
+            slim_batch_reset(&s->lb[i]);
+            s->lvrc[i] = slim_jsonl_parse_line(s->lv[i], s->lvlen[i], &o, &s->lb[i],
+                                               s->lerr[i], sizeof s->lerr[i]);
+        }
+        for (int i = 0; i < n; i++) {
+            if (s->lvrc[i]) {
+                snprintf(err, cap, "'%s': line %ld: %s", s->path, s->lvno[i], s->lerr[i]);
+                return s->lvrc[i];
+            }
+            if (append_batch(b, &s->lb[i], s->lvno[i])) return SLIM_ENOMEM;
+        }
+        s->done_bytes = (uint64_t)ftello(s->f);
+    }
+    return 0;
+}
+
+int slim_src_fill(slim_src *s, uint32_t V, size_t max_pos, slim_batch *b, int *eof,
+                  char *err, size_t cap)
+{
+    *eof = 0;
+    if (s->fmt == SLIM_FMT_JSONL) return jsonl_fill(s, V, max_pos, b, eof, err, cap);
+    while (b->positions < max_pos && s->next < s->N) {
+        int rc = tensor_seq(s, s->next, V, b, err, cap);
+        if (rc) return rc;
+        s->next++;
+    }
+    *eof = s->next >= s->N;
+    return 0;
+}

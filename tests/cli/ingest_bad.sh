@@ -1,0 +1,71 @@
+# ingest_bad.sh — every malformed input is refused with exit 1, one line
+# naming the file and the place, and the store unchanged for that unit.
+. "$SLIM_ROOT/tests/cli/lib.sh"
+G="$SLIM_BUILD/tests/test_ingest_parse"
+S="$T/s.store"
+cd "$T" || exit 1
+ing() { slim-ingest --store "$S" "$@"; }
+seqs() { slim-store --store "$S" info --json 2>/dev/null | grep -o '"sequences":[0-9]*' | head -1; }
+
+# a good base so "unchanged" means something
+"$G" gen dense good.st n=3 t=6 v=64 seed=1
+expect base_ok 0 ing --dataset d --sparsify topk:4 good.st
+
+for k in trunc overlap range dtype shape; do "$G" gen bad $k bad_$k.st; done
+expect trunc_exit 1 ing --dataset d --sparsify topk:4 bad_trunc.st
+expect_err trunc_msg "^slim-ingest: 'bad_trunc.st': byte 0: header length [0-9]+ runs past end of file"
+expect overlap_exit 1 ing --dataset d --sparsify topk:4 bad_overlap.st
+expect_err overlap_msg "'bad_overlap.st': byte [0-9]+: tensors .* overlap"
+expect range_exit 1 ing --dataset d --sparsify topk:4 bad_range.st
+expect_err range_msg "'bad_range.st': byte 8: tensor 'logits': data_offsets out of range"
+expect dtype_exit 1 ing --dataset d --sparsify topk:4 bad_dtype.st
+expect_err dtype_msg "'bad_dtype.st': byte 8: tensor 'logits': unknown dtype 'F8_E4M3'"
+expect shape_exit 1 ing --dataset d --sparsify topk:4 bad_shape.st
+expect_err shape_msg "'bad_shape.st': byte [0-9]+: shape mismatch: input_ids \[1,2\] but 'logits' F32 \[1,3,4\]"
+
+"$G" gen dense nan.st n=4 t=6 v=64 seed=2 nan_seq=2 nan_pos=3
+expect nan_exit 1 ing --dataset d --sparsify topk:4 nan.st
+expect_err nan_msg "'nan.st': sequence 2 position 3: logit of token 1 is NaN"
+expect_err nan_committed "committed 2 new sequences before the error"
+
+: > empty.jsonl
+expect empty_exit 1 ing --dataset d empty.jsonl
+expect_err empty_msg "'empty.jsonl': byte 0: empty file"
+
+printf '{"tokens":[1,2],"top":[[[2,-0.1]]]}\n{"tokens":[1,2,3],"top":[[[2,-0.1]]\n' > badjson.jsonl
+expect badjson_exit 1 ing --dataset j --vocab-size 64 badjson.jsonl
+expect_err badjson_msg "'badjson.jsonl': line 2: invalid JSON"
+printf '{"tokens":[1,2],"top":[[[2,0.3]]]}\n' > pos.jsonl
+expect logprob_pos_exit 1 ing --dataset j --vocab-size 64 pos.jsonl
+expect_err logprob_pos_msg "'pos.jsonl': line 1: position 0: token id 2: log-prob 0.3 > 0"
+printf '{"tokens":[1,2],"top":[[[2,-0.3],[7,-1],[2,-2]]]}\n' > dup.jsonl
+expect dup_exit 1 ing --dataset j --vocab-size 64 dup.jsonl
+expect_err dup_msg "'dup.jsonl': line 1: position 0: token id 2 appears twice"
+printf '{"tokens":[1,2],"top":[[[70,-0.3]]]}\n' > big.jsonl
+expect id_ge_v_exit 1 ing --dataset j --vocab-size 64 big.jsonl
+expect_err id_ge_v_msg "'big.jsonl': line 1: position 0: token id 70 >= vocab size 64"
+printf '{"tokens":[1,2]}\n' > missing.jsonl
+expect missing_exit 1 ing --dataset j --vocab-size 64 missing.jsonl
+expect_err missing_msg "'missing.jsonl': line 1: missing field 'top'"
+printf '{"tokens":[1,2],"top":[[[2,-0.3]]]}\n' > ok.jsonl
+expect novocab_exit 1 ing --dataset k ok.jsonl
+expect_err novocab_msg "vocabulary size unknown: pass --vocab-size"
+
+"$G" gen sparse neg.st bad=neg
+expect neg_exit 1 ing --dataset s --vocab-size 100 neg.st
+expect_err neg_msg "'neg.st': sequence 1 position 1: token id -1 is negative"
+"$G" gen sparse sdup.st bad=dup
+expect sdup_exit 1 ing --dataset s --vocab-size 100 sdup.st
+expect_err sdup_msg "'sdup.st': sequence 1 position 1: token id [0-9]+ appears twice"
+
+"$G" gen dense v32.st n=1 t=4 v=32 seed=1
+expect vocab_mismatch_exit 1 ing --dataset d --sparsify topk:4 v32.st
+expect_err vocab_mismatch_msg "'v32.st': vocab size 32 differs from dataset 'd' teacher's 64"
+
+# dataset d: 3 (base) + 2 (before the NaN); nothing from any refused unit
+expect count_after 0 slim-ingest --store "$S" --dataset d --sparsify topk:4 --json good.st
+expect_out count_rerun_adds_nothing '"added":0,"skipped":3'
+expect usage_no_dataset 2 ing good.st
+expect usage_bad_spec 2 ing --dataset d --sparsify topq:3 good.st
+expect missing_file 1 ing --dataset d nosuch.st
+expect_err missing_file_msg "^slim-ingest: cannot open 'nosuch.st': No such file or directory"

@@ -1,0 +1,83 @@
+# ingest_formats.sh — every input format through the CLI: detection by
+# content, npy directories, vLLM / OpenAI JSONL, summaries, re-runs.
+. "$SLIM_ROOT/tests/cli/lib.sh"
+G="$SLIM_BUILD/tests/test_ingest_parse"
+S="$T/s.store"
+cd "$T" || exit 1
+
+expect version 0 slim-ingest --version
+expect_out version_out "^slim-ingest [0-9]"
+expect help 0 slim-ingest --help
+expect_out help_out "^usage: slim-ingest --dataset D"
+
+# a safetensors file named .jsonl is still safetensors: detection by content
+"$G" gen dense misnamed.jsonl dtype=F16 n=3 t=5 v=80 seed=4
+expect auto_by_content 0 slim-ingest --store "$S" --dataset a --teacher tA --sparsify topk:8 --json misnamed.jsonl
+expect_out auto_summary '"added":3,"skipped":0,"refused":0,"positions":15,"entries":120'
+expect forced_wrong_format 1 slim-ingest --store "$S" --dataset a --teacher tA --format jsonl misnamed.jsonl
+expect_err forced_wrong_msg "'misnamed.jsonl': line 1: invalid JSON"
+
+mkdir npy
+"$G" gen npy npy n=2 t=6 v=50 seed=8
+expect npy_dir 0 slim-ingest --store "$S" --dataset n --teacher tN --sparsify topfrac:0.1 --json npy
+expect_out npy_summary '"added":2,.*"positions":12,"entries":60'
+expect npy_rerun 0 slim-ingest --store "$S" --dataset n --teacher tN --sparsify topfrac:0.1 --json npy
+expect_out npy_rerun_out '"added":0,"skipped":2'
+
+# vLLM RequestOutput with two outputs (two sequences sharing the prompt)
+cat > vllm.jsonl <<'J'
+{"request_id":"r0","prompt_token_ids":[1,2,3],"prompt_logprobs":[null,{"2":{"logprob":-0.1,"rank":1,"decoded_token":"b"},"7":{"logprob":-2.4,"rank":2}},{"3":{"logprob":-0.3,"rank":1},"8":{"logprob":-1.6,"rank":2}}],"outputs":[{"index":0,"token_ids":[4,5],"logprobs":[{"4":{"logprob":-0.2,"rank":1},"9":{"logprob":-1.9,"rank":2}},{"5":{"logprob":-0.5,"rank":1},"6":{"logprob":-1.1,"rank":2}}]},{"index":1,"token_ids":[6],"logprobs":[{"4":{"logprob":-0.2,"rank":1},"6":{"logprob":-3.0,"rank":4},"9":{"logprob":-1.9,"rank":2}}]}]}
+J
+expect vllm 0 slim-ingest --store "$S" --dataset v --teacher tV --vocab-size 16 --json vllm.jsonl
+expect_out vllm_summary '"added":2,"skipped":0,"refused":0,"positions":7,"entries":14'
+cat > openai.jsonl <<'J'
+{"id":"cmpl-9","object":"chat.completion","choices":[{"index":0,"prompt_token_ids":[1,2],"prompt_logprobs":[null,{"2":{"logprob":-0.05,"rank":1},"3":{"logprob":-3.2,"rank":2}}],"logprobs":{"content":[{"token":"token_id:11","logprob":-0.4,"top_logprobs":[{"token":"token_id:11","logprob":-0.4},{"token":"token_id:12","logprob":-1.3}]}]}}]}
+J
+expect openai 0 slim-ingest --store "$S" --dataset v --teacher tV --json openai.jsonl
+expect_out openai_summary '"added":1,"skipped":0,"refused":0,"positions":2'
+printf '{"choices":[{"prompt_token_ids":[1],"logprobs":{"content":[{"token":"hello","logprob":-0.1,"top_logprobs":[]}]}}]}\n' > textok.jsonl
+expect openai_text_tokens 1 slim-ingest --store "$S" --dataset v --teacher tV textok.jsonl
+expect_err openai_text_msg "'textok.jsonl': line 1: choice 0: logprobs.content\[0\].token is not \"token_id:N\""
+
+# the dataset's teacher is fixed by the first ingest
+expect teacher_mismatch 1 slim-ingest --store "$S" --dataset v --teacher other --vocab-size 16 vllm.jsonl
+expect_err teacher_mismatch_msg "^slim-ingest: 'vllm.jsonl': cannot add to dataset: "
+expect sparsify_on_sparse 1 slim-ingest --store "$S" --dataset v --teacher tV --sparsify topk:2 openai.jsonl
+expect_err sparsify_on_sparse_msg "already sparse"
+
+# sampled records, seeded: the same seed gives the same store content
+"$G" gen dense s.st n=2 t=4 v=40 seed=3
+expect sample_a 0 slim-ingest --store "$T/sa" --dataset s --sparsify sample:16 --seed 5 --json s.st
+cp "$_last_out" sa.json
+expect sample_b 0 slim-ingest --store "$T/sb" --dataset s --sparsify sample:16 --seed 5 --json s.st
+ea=$(grep -o '"entries":[0-9]*' sa.json); eb=$(grep -o '"entries":[0-9]*' "$_last_out")
+check sample_same_entries test -n "$ea" -a "$ea" = "$eb"
+expect progress_flag 0 slim-ingest --store "$T/sc" --dataset s --progress s.st
+expect_err progress_out "positions/s"
+
+# --vocab tokenizer.json: pieces imported (byte-level "Ġ" decoded, added
+# tokens included), the teacher's tokenizer hash is the file's sha256
+cat > tok.json <<'J'
+{"version":"1.0","added_tokens":[{"id":5,"content":"<|end|>","special":true}],"pre_tokenizer":{"type":"ByteLevel"},"decoder":{"type":"ByteLevel"},"model":{"type":"BPE","vocab":{"a":0,"b":1,"Ġc":2,"ab":3,"Ġ":4},"merges":["a b"]}}
+J
+printf '{"tokens":[1,2],"top":[[[2,-0.3]]]}\n' > one.jsonl
+expect vocab_import 0 slim-ingest --store "$T/tv" --dataset tv --teacher tok --vocab-size 8 --vocab tok.json one.jsonl
+run sqlite3 "$T/tv/meta.sqlite" "SELECT id || '=' || quote(piece) FROM vocab ORDER BY id"
+expect_out vocab_pieces "^2=' c'$"
+expect_out vocab_added "^5='<\|end\|>'$"
+h=$(sha256sum tok.json | cut -c1-64)
+run sqlite3 "$T/tv/meta.sqlite" "SELECT tokenizer_hash FROM teachers WHERE name = 'tok'"
+expect_out vocab_hash "^$h$"
+
+# prefix sharing keeps the first copy and counts disagreeing second copies:
+# three sequences share their first 20 tokens; the second one's
+# distribution at position 19 (the last shared one) names another top token
+line() {  # $1 = last token, $2 = top-1 id at position 19
+    awk -v last="$1" -v t19="$2" 'BEGIN {
+        printf "{\"tokens\":["; for (i = 0; i < 21; i++) printf "%s%d", i ? "," : "", i < 20 ? i + 1 : last
+        printf "],\"top\":["; for (i = 0; i < 20; i++) printf "%s[[%d,-0.1],[0,-2.5]]", i ? "," : "", i < 19 ? i + 2 : t19
+        printf "]}\n" }'
+}
+{ line 30 21; line 31 25; line 32 21; } > pre.jsonl
+expect prefix_share 0 slim-ingest --store "$T/tp" --dataset p --vocab-size 40 --json pre.jsonl
+expect_out prefix_counts '"added":3,.*"shared_sequences":2,"shared_positions":40,"prefix_checked":2,"prefix_disagree":1'

@@ -1,0 +1,39 @@
+/*
+ * fuzz_jsonl.c — libFuzzer: one JSONL line in any of the accepted shapes.
+ * Accepted output must satisfy the slim_dist contract the store relies on:
+ * ids < V and distinct per position, values finite and <= 0, npos <= T;
+ * a refused line must leave the batch as it was.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../../ingest/ingest.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static slim_batch b;
+    slim_batch_reset(&b);
+    slim_jsonl_opts o = { .vocab_size = 64, .max_k = size % 5 };
+    char err[300];
+    int rc = slim_jsonl_parse_line((const char *)data, size, &o, &b, err, sizeof err);
+    if (rc) {
+        if (b.nseq || b.ndist || b.nent || b.ntok) abort();
+        return 0;
+    }
+    slim_batch_fix_pointers(&b);
+    for (size_t q = 0; q < b.nseq; q++) {
+        const slim_iseq *s = &b.seqs[q];
+        if (s->npos > s->T) abort();
+        for (uint32_t t = 0; t < s->npos; t++) {
+            const slim_dist *d = &b.dists[s->dist_off + t];
+            for (uint32_t j = 0; j < d->k; j++) {
+                if (d->ids[j] >= 64 || !(d->vals[j] <= 0) || isnan(d->vals[j])) abort();
+                for (uint32_t i = 0; i < j; i++) if (d->ids[i] == d->ids[j]) abort();
+            }
+        }
+        for (uint32_t t = 0; t < s->T; t++) if (b.tokens[s->tok_off + t] >= 64) abort();
+    }
+    return 0;
+}

@@ -1,0 +1,318 @@
+/*
+ * test_ingest_store.c — ingest through the store and back out: every dtype
+ * and padding form round-trips with exactly the selected ids and values
+ * within the precision bound; re-runs add nothing; a bad sequence in the
+ * middle of a file keeps the sequences before it and nothing else; prefix
+ * sharing and dedup keep every sequence readable and identical.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "lib/tap.h"
+#include "lib/fixtures.h"
+#include "../ingest/ingest.h"
+
+static char tmp[512];
+
+static const char *path(const char *name)
+{
+    static char p[4][600];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(p[i], sizeof p[i], "%s/%s", tmp, name);
+    return p[i];
+}
+
+static slim_store *open_store(const char *name)
+{
+    slim_store *st = NULL;
+    int rc = slim_store_open(&st, path(name), SLIM_OPEN_CREATE);
+    if (rc) {
+        printf("# cannot open store: %s\n", st ? slim_errmsg(st) : "?");
+        slim_store_close(st);
+        return NULL;
+    }
+    return st;
+}
+
+static int ingest(slim_store *st, const char *ds, const char *spec, const char *file,
+                  uint32_t min_prefix, slim_ingest_stats *s, char *err)
+{
+    slim_ingest_opts o = { .dataset = ds, .teacher = "T", .sparsify = spec, .temperature = 1,
+                           .min_prefix = min_prefix, .args_json = "[]", .batch_positions = 16 };
+    const char *f[1] = { file };
+    return slim_ingest_files(st, &o, f, 1, s, err, 1024);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double lse_ref(const float *x, uint32_t V)
+{
+    double m = -INFINITY, s = 0;
+    for (uint32_t i = 0; i < V; i++) if (x[i] > m) m = x[i];
+    for (uint32_t i = 0; i < V; i++) s += exp((double)x[i] - m);
+    return m + log(s);
+}
+
+/* Read back every sequence of `ds` and compare with the top-k of the rows
+ * the fixture wrote: ids exact, log-probs within eps. */
+static void check_dense(slim_store *st, const char *ds, const fx_dense *d, const uint32_t *tok,
+                        const float *lg, const uint32_t *len, uint32_t k, double eps)
+{
+    slim_dataset_info di;
+    CHECK(slim_dataset_get(st, ds, &di) == 0, "no dataset");
+    CHECK(di.sequences == d->N, "%lld sequences, want %u", (long long)di.sequences, d->N);
+    slim_reader *r;
+    if (slim_read_begin(st, &r)) { CHECK(0, "read_begin: %s", slim_errmsg(st)); return; }
+    uint32_t *ids = malloc(d->V * 4), *want = malloc(d->V * 4), tb[256];
+    float *vals = malloc(d->V * 4);
+    for (uint32_t n = 0; n < d->N; n++) {
+        slim_seq_info si;
+        uint32_t T;
+        CHECK(slim_read_seq(r, di.id, n, &si) == 0 && si.npos == len[n], "seq %u npos", n);
+        CHECK(slim_read_tokens(r, di.id, n, tb, 256, &T) == 0 && T == len[n]
+              && !memcmp(tb, tok + (size_t)n * d->T, T * 4), "seq %u tokens differ", n);
+        for (uint32_t t = 0; t < len[n]; t++) {
+            slim_dist out;
+            int rc = slim_read_positions(r, di.id, n, t, 1, &out, ids, vals, d->V, NULL, 0);
+            if (rc) { CHECK(0, "read seq %u pos %u: %s", n, t, slim_errmsg(st)); break; }
+            const float *x = lg + ((size_t)n * d->T + t) * d->V;
+            double lse = lse_ref(x, d->V);
+            slim_select_topk_naive(x, d->V, k, want);
+            CHECK(out.k == k, "seq %u pos %u: k %u want %u", n, t, out.k, k);
+            CHECK(fabs(out.lse - lse) < 1e-3, "seq %u pos %u: lse %g want %g", n, t, (double)out.lse, lse);
+            for (uint32_t j = 0; j < out.k; j++) {
+                double got = (double)out.vals[j] - out.lse, exp_lp = (double)x[out.ids[j]] - lse;
+                CHECK(fabs(got - exp_lp) <= eps + 1e-4, "seq %u pos %u id %u: log-prob %g want %g",
+                      n, t, out.ids[j], got, exp_lp);
+            }
+            qsort(out.ids, out.k, 4, cmp_u32);
+            qsort(want, k, 4, cmp_u32);
+            CHECK(!memcmp(out.ids, want, k * 4), "seq %u pos %u: selected ids differ", n, t);
+        }
+    }
+    slim_read_end(r);
+    free(ids); free(want); free(vals);
+}
+
+static void roundtrip(const char *name, const char *dt, const char *idt, int pad)
+{
+    TAP_BEGIN(name);
+    fx_dense d = { .logits_dtype = dt, .ids_dtype = idt, .N = 5, .T = 12, .V = 300, .seed = 3,
+                   .pad = pad, .nan_seq = -1 };
+    uint32_t *tok = calloc(d.N * d.T, 4), len[5];
+    float *lg = calloc((size_t)d.N * d.T * d.V, 4);
+    char fname[64], sname[64], err[1024];
+    snprintf(fname, sizeof fname, "%s.safetensors", name);
+    snprintf(sname, sizeof sname, "%s.store", name);
+    CHECK(fx_dense_write(path(fname), &d, tok, lg, len) == 0, "fixture");
+    slim_store *st = open_store(sname);
+    slim_ingest_stats s;
+    int rc = st ? ingest(st, "d", "topfrac:0.05", path(fname), 0, &s, err) : -1;
+    CHECK(rc == 0, "ingest: %s", err);
+    if (!rc) check_dense(st, "d", &d, tok, lg, len, 15, 0.01);
+    slim_store_close(st);
+    free(tok); free(lg);
+    TAP_END();
+}
+
+/* re-running adds nothing; a NaN in sequence 2 of 5 keeps 0..1 and only
+ * them; the fixed file then continues with 2..4 */
+static void test_rerun_and_bad_middle(void)
+{
+    TAP_BEGIN("rerun_adds_nothing");
+    fx_dense d = { .logits_dtype = "F32", .ids_dtype = "I64", .N = 5, .T = 10, .V = 100,
+                   .seed = 9, .nan_seq = -1 };
+    char err[1024];
+    CHECK(fx_dense_write(path("good.safetensors"), &d, NULL, NULL, NULL) == 0, "fixture");
+    d.nan_seq = 2; d.nan_pos = 4;
+    CHECK(fx_dense_write(path("bad.safetensors"), &d, NULL, NULL, NULL) == 0, "fixture");
+    slim_store *st = open_store("rerun.store");
+    slim_ingest_stats s;
+    CHECK(st && ingest(st, "d", "topk:5", path("good.safetensors"), 16, &s, err) == 0, "%s", err);
+    CHECK(s.added == 5 && s.skipped == 0, "first run added %lld", (long long)s.added);
+    CHECK(ingest(st, "d", "topk:5", path("good.safetensors"), 16, &s, err) == 0, "%s", err);
+    CHECK(s.added == 0 && s.skipped == 5, "second run added %lld skipped %lld",
+          (long long)s.added, (long long)s.skipped);
+    slim_store_close(st);
+    TAP_END();
+
+    TAP_BEGIN("bad_sequence_in_middle");
+    st = open_store("bad.store");
+    int rc = st ? ingest(st, "d", "topk:5", path("bad.safetensors"), 16, &s, err) : -1;
+    CHECK(rc == SLIM_EINVAL && strstr(err, "sequence 2 position 4") && strstr(err, "NaN"),
+          "rc %d: %s", rc, err);
+    CHECK(s.added == 2 && s.committed_added == 2, "added %lld before the bad sequence", (long long)s.added);
+    slim_dataset_info di;
+    CHECK(st && slim_dataset_get(st, "d", &di) == 0 && di.sequences == 2 && di.positions == 20,
+          "store holds %lld sequences / %lld positions", (long long)di.sequences, (long long)di.positions);
+    rc = st ? ingest(st, "d", "topk:5", path("good.safetensors"), 16, &s, err) : -1;
+    CHECK(rc == 0 && s.added == 3 && s.skipped == 2, "re-run: rc %d added %lld skipped %lld",
+          rc, (long long)s.added, (long long)s.skipped);
+    slim_store_close(st);
+    TAP_END();
+}
+
+/* Read all positions of every live sequence of a dataset into one flat
+ * buffer (ids then vals per position) for bit-identity comparisons. */
+static size_t dump(slim_store *st, const char *ds, uint8_t **out)
+{
+    slim_dataset_info di;
+    if (slim_dataset_get(st, ds, &di)) return 0;
+    slim_reader *r;
+    if (slim_read_begin(st, &r)) return 0;
+    size_t n = 0, cap = 1 << 20;
+    uint8_t *b = malloc(cap);
+    uint32_t ids[4096];
+    float vals[4096];
+    for (int64_t q = 0; q < di.next_seq; q++) {
+        slim_seq_info si;
+        if (slim_read_seq(r, di.id, q, &si) || si.deleted) continue;
+        for (uint32_t t = 0; t < si.npos; t++) {
+            slim_dist d;
+            if (slim_read_positions(r, di.id, q, t, 1, &d, ids, vals, 4096, NULL, 0)) continue;
+            size_t need = 8 + d.k * 8;
+            if (n + need > cap) { cap *= 2; b = realloc(b, cap); }
+            memcpy(b + n, &d.k, 4); memcpy(b + n + 4, &d.lse, 4);
+            memcpy(b + n + 8, d.ids, d.k * 4); memcpy(b + n + 8 + d.k * 4, d.vals, d.k * 4);
+            n += need;
+        }
+    }
+    slim_read_end(r);
+    *out = b;
+    return n;
+}
+
+static void test_prefix_and_dedup(void)
+{
+    TAP_BEGIN("prefix_sharing_identical_and_smaller");
+    fx_dense d = { .logits_dtype = "F32", .ids_dtype = "I32", .N = 12, .T = 40, .V = 200,
+                   .seed = 5, .prefix = 30, .nan_seq = -1 };
+    char err[1024];
+    CHECK(fx_dense_write(path("pre.safetensors"), &d, NULL, NULL, NULL) == 0, "fixture");
+    slim_store *a = open_store("share.store"), *b = open_store("noshare.store");
+    slim_ingest_stats sa, sb;
+    CHECK(a && ingest(a, "d", "topk:20", path("pre.safetensors"), 16, &sa, err) == 0, "%s", err);
+    CHECK(b && ingest(b, "d", "topk:20", path("pre.safetensors"), 0, &sb, err) == 0, "%s", err);
+    CHECK(sa.shared_seqs == 11 && sa.shared_positions == 11 * 30, "shared %lld seqs %lld positions",
+          (long long)sa.shared_seqs, (long long)sa.shared_positions);
+    uint8_t *da = NULL, *db = NULL;
+    size_t na = a ? dump(a, "d", &da) : 0, nb = b ? dump(b, "d", &db) : 0;
+    CHECK(na && na == nb && !memcmp(da, db, na), "shared store reads differently (%zu vs %zu bytes)", na, nb);
+    slim_dataset_info ia, ib;
+    if (a && b && !slim_dataset_get(a, "d", &ia) && !slim_dataset_get(b, "d", &ib))
+        CHECK(ia.record_bytes < ib.record_bytes * 0.6, "record bytes %lld shared vs %lld",
+              (long long)ia.record_bytes, (long long)ib.record_bytes);
+    free(da); free(db);
+    slim_store_close(b);
+    TAP_END();
+
+    TAP_BEGIN("dedup_keeps_first_copies");
+    /* dataset e gets the same file twice with ingest-time dedup bypassed by
+     * going through a second dataset and --across semantics */
+    slim_ingest_stats s;
+    CHECK(ingest(a, "e", "topk:20", path("pre.safetensors"), 16, &s, err) == 0 && s.added == 12, "%s", err);
+    uint8_t *before = NULL, *after = NULL;
+    size_t n0 = dump(a, "d", &before);
+    slim_dedup_result r;
+    CHECK(slim_dedup(a, "e", 0, 0, &r, err, sizeof err) == 0 && r.duplicates == 0,
+          "inside e: %lld duplicates (%s)", (long long)r.duplicates, err);
+    free(r.dups);
+    CHECK(slim_dedup(a, "e", 1, 1, &r, err, sizeof err) == 0 && r.duplicates == 12 && r.removed == 0,
+          "dry run across: %lld duplicates, %lld removed", (long long)r.duplicates, (long long)r.removed);
+    free(r.dups);
+    CHECK(slim_dedup(a, "e", 1, 0, &r, err, sizeof err) == 0 && r.removed == 12, "%s", err);
+    free(r.dups);
+    slim_dataset_info di;
+    CHECK(slim_dataset_get(a, "e", &di) == 0 && di.sequences == 0, "e still has %lld", (long long)di.sequences);
+    size_t n1 = dump(a, "d", &after);
+    CHECK(n0 && n0 == n1 && !memcmp(before, after, n0), "dataset d changed by dedup of e");
+    free(before); free(after);
+    TAP_END();
+
+    TAP_BEGIN("dedup_spares_snapshot_data");
+    CHECK(ingest(a, "f", "topk:20", path("pre.safetensors"), 16, &s, err) == 0 && s.added == 12, "%s", err);
+    slim_writer *w;
+    const char *dsn[1] = { "f" };
+    int rc = slim_write_begin(a, &w);
+    if (!rc) rc = slim_write_snapshot(w, "snap", dsn, 1, 0.0);
+    if (!rc) rc = slim_write_commit(w);
+    CHECK(rc == 0, "snapshot: %s", slim_errmsg(a));
+    CHECK(slim_dedup(a, "f", 1, 0, &r, err, sizeof err) == 0 && r.removed == 12, "%s", err);
+    CHECK(r.bytes_freed == 0, "freed %lld bytes a snapshot still references", (long long)r.bytes_freed);
+    free(r.dups);
+    slim_snapshot *snap;
+    CHECK(slim_snapshot_open(a, "snap", &snap) == 0 && slim_snapshot_size(snap) == 12,
+          "snapshot after dedup: %s", slim_errmsg(a));
+    slim_reader *rd;
+    if (!slim_read_begin(a, &rd)) {
+        uint32_t ids[64];
+        float vals[64];
+        slim_dist dd;
+        const slim_member *m = slim_snapshot_members(snap);
+        CHECK(slim_read_positions(rd, m[11].dataset, m[11].seq, 35, 1, &dd, ids, vals, 64, NULL, 0) == 0
+              && dd.k == 20, "snapshot member unreadable after dedup: %s", slim_errmsg(a));
+        slim_read_end(rd);
+    }
+    slim_snapshot_close(snap);
+    slim_store_close(a);
+    TAP_END();
+}
+
+static void test_jsonl_store(void)
+{
+    TAP_BEGIN("jsonl_vllm_through_store");
+    FILE *f = fopen(path("v.jsonl"), "w");
+    fprintf(f, "{\"request_id\":\"r\",\"prompt_token_ids\":[1,2,3],\"prompt_logprobs\":[null,"
+               "{\"2\":{\"logprob\":-0.1,\"rank\":1},\"9\":{\"logprob\":-2.5,\"rank\":2}},"
+               "{\"4\":{\"logprob\":-0.2,\"rank\":1},\"3\":{\"logprob\":-3.0,\"rank\":3},"
+               "\"5\":{\"logprob\":-1.7,\"rank\":2}}]}\n");
+    fclose(f);
+    slim_store *st = open_store("jsonl.store");
+    slim_ingest_opts o = { .dataset = "v", .vocab_size = 10, .temperature = 1, .min_prefix = 16,
+                           .args_json = "[]" };
+    const char *files[1] = { path("v.jsonl") };
+    slim_ingest_stats s;
+    char err[1024];
+    CHECK(st && slim_ingest_files(st, &o, files, 1, &s, err, sizeof err) == 0, "%s", err);
+    slim_dataset_info di;
+    slim_reader *r;
+    if (st && !slim_dataset_get(st, "v", &di) && !slim_read_begin(st, &r)) {
+        uint32_t ids[8];
+        float vals[8];
+        slim_dist out[2];
+        int rc = slim_read_positions(r, di.id, 0, 0, 2, out, ids, vals, 8, NULL, 0);
+        CHECK(rc == 0, "read: %s", slim_errmsg(st));
+        CHECK(!rc && out[0].k == 2 && out[0].ids[0] == 2 && out[0].ids[1] == 9
+              && fabsf(out[0].vals[0] + 0.1f) <= 0.011f, "position 0 holds prompt_logprobs[1]");
+        CHECK(!rc && out[1].k == 2 && out[1].ids[0] == 4 && out[1].ids[1] == 5,
+              "position 1: K+1 entry cut to the top 2 by rank");
+        CHECK(di.teacher.vocab_size == 10 && di.teacher.source == SLIM_SOURCE_LOGPROBS, "teacher");
+        slim_read_end(r);
+    } else CHECK(0, "no dataset");
+    o.vocab_size = 12;
+    CHECK(st && slim_ingest_files(st, &o, files, 1, &s, err, sizeof err) == SLIM_EMISMATCH
+          && strstr(err, "vocab size"), "a different --vocab-size is refused: %s", err);
+    slim_store_close(st);
+    TAP_END();
+}
+
+int main(void)
+{
+    const char *t = getenv("SLIM_TMP");
+    snprintf(tmp, sizeof tmp, "%s", t ? t : "/tmp/slim_test_ingest");
+    mkdir(tmp, 0755);
+    roundtrip("roundtrip_f32_i64", "F32", "I64", 0);
+    roundtrip("roundtrip_f16_i32_lengths", "F16", "I32", 1);
+    roundtrip("roundtrip_bf16_mask_right", "BF16", "I64", 2);
+    roundtrip("roundtrip_f32_mask_left", "F32", "I32", 3);
+    test_rerun_and_bad_middle();
+    test_prefix_and_dedup();
+    test_jsonl_store();
+    return tap_done();
+}
