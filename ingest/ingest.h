@@ -264,7 +264,7 @@ typedef struct slim_dedup_result {
 int slim_dedup(slim_store *st, const char *dataset, int across, int dry_run,
                slim_dedup_result *out, char *err, size_t cap);
 
-/* XXH3-128 of a file's bytes as 32 hex digits. */
-int slim_file_hash(const char *path, char hex[33], char *err, size_t cap);
+/* XXH3-128 of a file's bytes as "xxh3-128:" + 32 hex digits. */
+int slim_file_hash(const char *path, char hex[42], char *err, size_t cap);
 
 #endif

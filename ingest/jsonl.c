@@ -39,6 +39,8 @@ static int grow(void **p, size_t *cap, size_t need, size_t elt)
 
 int slim_batch_reserve(slim_batch *b, size_t nseq, size_t ntok, size_t ndist, size_t nent)
 {
+    /* +1: the pools always exist, so pool + offset is never NULL + 0 */
+    nseq++; ntok++; ndist++; nent++;
     size_t dc = b->distcap, ec = b->entcap;
     if (grow((void **)&b->seqs, &b->seqcap, b->nseq + nseq, sizeof *b->seqs)
         || grow((void **)&b->tokens, &b->tokcap, b->ntok + ntok, sizeof *b->tokens))
@@ -106,8 +108,8 @@ int slim_check_sparse(const slim_dist *d, uint32_t V, int is_logprob, uint8_t *s
     } else {
         uint32_t small[1024], *s = d->k <= 1024 ? small : malloc(d->k * sizeof *s);
         if (!s) return SLIM_ENOMEM;
-        memcpy(s, d->ids, d->k * sizeof *s);
-        qsort(s, d->k, sizeof *s, cmp_u32);
+        if (d->k) memcpy(s, d->ids, d->k * sizeof *s);
+        if (d->k) qsort(s, d->k, sizeof *s, cmp_u32);
         for (uint32_t j = 1; j < d->k && dup < 0; j++)
             if (s[j] == s[j - 1]) dup = (int)s[j];
         if (s != small) free(s);
@@ -220,7 +222,7 @@ static long collect(lctx *c, json_t *e, const char *where)
         }
     }
     if (!ranked) for (size_t j = 0; j < n; j++) c->it[j].rank = INT64_MAX;
-    qsort(c->it, n, sizeof *c->it, cmp_item);
+    if (n) qsort(c->it, n, sizeof *c->it, cmp_item);
     return (long)n;
 }
 

@@ -103,7 +103,8 @@ static int num_(scan *s, double *out)
         }
         if (nd <= 15 && nf <= 22) {
             double v = (double)m / p10[nf];
-            *out = neg ? -v : v;
+            /* an integer literal is an integer to jansson: "-0" is +0 */
+            *out = neg && (frac || m) ? -v : v;
             s->p = q;
             return 1;
         }
@@ -203,9 +204,9 @@ static int emit(scan *s, const slim_jsonl_opts *o, const char *ext, size_t extn,
     q->npos = (uint32_t)s->npos;
     size_t e = b->nent;
     for (size_t p = 0; p < s->npos; p++) {
-        fitem *it = s->it + s->pos[p];
         size_t n = s->pos[p + 1] - s->pos[p];
-        qsort(it, n, sizeof *it, cmp_fitem);
+        fitem *it = n ? s->it + s->pos[p] : NULL;
+        if (n) qsort(it, n, sizeof *it, cmp_fitem);
         slim_dist *d = &b->dists[b->ndist + p];
         b->entoff[b->ndist + p] = e;
         d->k = (uint32_t)kmin;
@@ -224,7 +225,7 @@ static int emit(scan *s, const slim_jsonl_opts *o, const char *ext, size_t extn,
         }
         e += kmin;
     }
-    memcpy(b->tokens + b->ntok, s->tok, s->ntok * sizeof *s->tok);
+    if (s->ntok) memcpy(b->tokens + b->ntok, s->tok, s->ntok * sizeof *s->tok);
     b->ntok += s->ntok;
     b->ndist += s->npos;
     b->nent = e;

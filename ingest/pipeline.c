@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 #include "ingest_src.h"
 #include "../train/tokenizer.h"
 
@@ -97,7 +98,8 @@ static int ensure_dataset(ictx *c, const slim_src *s, uint32_t V, int kind)
     if (rc) return store_fail(c, rc, s->path, "cannot add to dataset");
     c->ds = id;
     if (!c->run) {
-        rc = slim_write_run_begin(c->w, id, "slim-ingest", c->o->args_json, &c->run);
+        rc = slim_write_run_begin(c->w, id, "slim-ingest " SLIM_VERSION_STRING, c->o->args_json,
+                                  &c->run);
         if (rc) return store_fail(c, rc, NULL, "cannot record the run");
         c->stats->run_id = c->run;
         if (c->tok) {
@@ -372,18 +374,48 @@ static int record_input(ictx *c, const char *path, const char *hash)
     return rc ? rc : commit(c);
 }
 
-static int open_src(ictx *c, slim_src *s, const char *path)
+/* files[0..nf) form one input: one file, or consecutive .npy arrays. */
+static int open_src(ictx *c, slim_src *s, const char *const *files, int nf, int fmt)
 {
-    int fmt = c->o->format, rc;
-    if (fmt == SLIM_FMT_AUTO && (rc = slim_detect_format(path, &fmt, c->err, c->cap))) return rc;
-    if ((rc = slim_src_open(s, path, fmt, c->err, c->cap))) return rc;
+    int rc = slim_src_open(s, files[0], fmt, c->err, c->cap);
+    if (rc) return rc;
+    for (int i = 1; i < nf && !rc; i++) rc = slim_src_add_npy(s, files[i], c->err, c->cap);
     s->max_k = c->o->max_k;
-    return slim_src_layout(s, c->err, c->cap);
+    if (!rc) rc = slim_src_layout(s, c->err, c->cap);
+    if (rc) slim_src_close(s);
+    return rc;
 }
 
-static int ingest_file(ictx *c, const char *path)
+/* The input's name and content hash for the run record. */
+static int input_id(ictx *c, const char *const *files, int nf, const struct stat *sb,
+                    char *path, size_t pcap, char hash[42])
 {
-    char hash[33];
+    if (S_ISDIR(sb->st_mode)) {  /* an npy directory: not hashed */
+        snprintf(path, pcap, "%s", files[0]);
+        snprintf(hash, 42, "directory");
+        return 0;
+    }
+    char all[16 * 42] = "", h[42];
+    size_t n = 0;
+    path[0] = 0;
+    for (int i = 0; i < nf; i++) {
+        int rc = slim_file_hash(files[i], h, c->err, c->cap);
+        if (rc) return rc;
+        n += (size_t)snprintf(all + n, sizeof all - n, "%s", h);
+        size_t pl = strlen(path);
+        snprintf(path + pl, pcap - pl, "%s%s", i ? "+" : "", files[i]);
+    }
+    if (nf == 1) { memcpy(hash, h, 42); return 0; }
+    XXH128_hash_t x = XXH3_128bits(all, n);  /* several arrays: hash of their hashes */
+    snprintf(hash, 42, "xxh3-128:%016llx%016llx", (unsigned long long)x.high64,
+             (unsigned long long)x.low64);
+    return 0;
+}
+
+static int ingest_file(ictx *c, const char *const *files, int nf, int fmt)
+{
+    char hash[42], ipath[4096];
+    const char *path = files[0];
     slim_src s;
     c->f_added = c->f_skipped = c->f_refused = 0;
     struct stat sb;
@@ -391,13 +423,9 @@ static int ingest_file(ictx *c, const char *path)
         snprintf(c->err, c->cap, "cannot open '%s': %s", path, strerror(errno));
         return SLIM_EIO;
     }
-    int rc = S_ISDIR(sb.st_mode) ? SLIM_EIO : slim_file_hash(path, hash, c->err, c->cap);
-    if (rc && S_ISDIR(sb.st_mode)) {
-        rc = 0;  /* an npy directory: hashed by its parts' names only */
-        snprintf(hash, sizeof hash, "directory");
-    }
+    int rc = input_id(c, files, nf, &sb, ipath, sizeof ipath, hash);
     if (rc) return rc;
-    if ((rc = open_src(c, &s, path))) return rc;
+    if ((rc = open_src(c, &s, files, nf, fmt))) return rc;
     uint32_t V = 0;
     int kind = s.dense && c->sp.type == SLIM_SP_SAMPLE ? SLIM_KIND_SAMPLED : SLIM_KIND_LOGITS;
     if (!(rc = file_vocab(c, &s, &V))) {
@@ -446,6 +474,7 @@ static int ingest_file(ictx *c, const char *path)
             if (job.rc) { rc = job.rc; break; }
             progress(c, 0);
         }
+        if (frc == SLIM_EINVAL) { c->f_refused++; c->stats->refused++; }  /* the bad unit */
         job = (wjob){ .c = c, .s = &s, .b = b, .n = ok };
         if (frc || eof || pthread_create(&th, NULL, write_job, &job)) {
             write_job(&job);
@@ -467,7 +496,7 @@ static int ingest_file(ictx *c, const char *path)
     if (c->run) {
         char keep[1024];
         snprintf(keep, sizeof keep, "%s", c->err);
-        int r2 = record_input(c, path, hash);
+        int r2 = record_input(c, ipath, hash);
         if (!rc && r2) { rc = r2; snprintf(c->err, c->cap, "%s", c->werr); }
         else snprintf(c->err, c->cap, "%s", keep);
     }
@@ -509,7 +538,19 @@ int slim_ingest_files(slim_store *st, const slim_ingest_opts *o, const char *con
         if (stat(files[i], &sb) == 0) c.bytes_total += (uint64_t)sb.st_size;
     }
     c.t0 = c.tlast = now_s();
-    for (int i = 0; i < n && !rc; i++) rc = ingest_file(&c, files[i]);
+    for (int i = 0; i < n && !rc;) {
+        /* .npy files named one after another are the arrays of one input */
+        int fmt = o->format, nf = 1, f2;
+        struct stat sb;
+        if (fmt == SLIM_FMT_AUTO && (rc = slim_detect_format(files[i], &fmt, err, cap))) break;
+        if (fmt == SLIM_FMT_NPY && stat(files[i], &sb) == 0 && S_ISREG(sb.st_mode))
+            while (i + nf < n && nf < SLIM_MAXTENSORS && stat(files[i + nf], &sb) == 0
+                   && S_ISREG(sb.st_mode) && (o->format == SLIM_FMT_NPY
+                   || (slim_detect_format(files[i + nf], &f2, err, cap) == 0 && f2 == SLIM_FMT_NPY)))
+                nf++;
+        rc = ingest_file(&c, files + i, nf, fmt);
+        i += nf;
+    }
     if (c.run) {
         int r2 = tx(&c);
         if (!r2) r2 = slim_write_run_end(c.w, c.run, rc ? "failed" : "ok", stats->added,

@@ -59,7 +59,7 @@ int slim_detect_format(const char *path, int *fmt, char *err, size_t cap)
     return SLIM_EINVAL;
 }
 
-int slim_file_hash(const char *path, char hex[33], char *err, size_t cap)
+int slim_file_hash(const char *path, char hex[42], char *err, size_t cap)
 {
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
@@ -80,7 +80,8 @@ int slim_file_hash(const char *path, char hex[33], char *err, size_t cap)
         snprintf(err, cap, "cannot read '%s': %s", path, strerror(e));
         return SLIM_EIO;
     }
-    snprintf(hex, 33, "%016llx%016llx", (unsigned long long)h.high64, (unsigned long long)h.low64);
+    snprintf(hex, 42, "xxh3-128:%016llx%016llx", (unsigned long long)h.high64,
+             (unsigned long long)h.low64);
     return 0;
 }
 

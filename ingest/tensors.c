@@ -334,7 +334,7 @@ static int map_file(const char *path, void **map, size_t *len, char *err, size_t
     *len = (size_t)sb.st_size;
     *map = NULL;
     if (*len) {
-        *map = mmap(NULL, *len, PROT_READ, MAP_PRIVATE | (getenv("SLIM_POP") ? MAP_POPULATE : 0), fd, 0);
+        *map = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0);
         if (*map == MAP_FAILED) {
             snprintf(err, cap, "cannot mmap: %s", strerror(errno));
             close(fd);

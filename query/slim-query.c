@@ -181,6 +181,61 @@ static int run_sql(sqlite3 *db, qout *out, const char *sql, int write)
     return 0;
 }
 
+static const char *const DOT_HELP =
+    ".tables              tables, views and virtual tables\n"
+    ".schema [NAME]       the CREATE statements (of NAME)\n"
+    ".mode table|csv|json how rows print\n"
+    ".show DATASET SEQ    as `slim-query show`\n"
+    ".stats DATASET       as `slim-query stats`\n"
+    ".quit, .exit         leave (so does Ctrl-D)\n";
+
+/* A dot command of the interactive prompt; returns 1 to leave. */
+static int dot_command(sqlite3 *db, qout **out, char *line, int write)
+{
+    char *arg[4] = { 0 }, *save = NULL;
+    int n = 0;
+    for (char *t = strtok_r(line, " \t", &save); t && n < 4; t = strtok_r(NULL, " \t", &save))
+        arg[n++] = t;
+    char *err = NULL, *sql = NULL;
+    int rc = 0;
+    if (!strcmp(arg[0], ".quit") || !strcmp(arg[0], ".exit")) return 1;
+    if (!strcmp(arg[0], ".help")) {
+        fputs(DOT_HELP, stdout);
+    } else if (!strcmp(arg[0], ".tables")) {
+        run_sql(db, *out, "SELECT name, type FROM (SELECT name, type FROM sqlite_schema"
+                " WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' UNION ALL"
+                " SELECT name, 'temp view' FROM temp.sqlite_schema WHERE type = 'view'"
+                " UNION ALL SELECT 'positions', 'virtual table'"
+                " UNION ALL SELECT 'topk', 'virtual table') ORDER BY 1", 0);
+    } else if (!strcmp(arg[0], ".schema")) {
+        sql = sqlite3_mprintf("SELECT sql FROM (SELECT name, sql FROM sqlite_schema UNION ALL"
+                              " SELECT name, sql FROM temp.sqlite_schema) WHERE sql IS NOT NULL"
+                              " AND name LIKE %Q", arg[1] ? arg[1] : "%");
+        if (sql) run_sql(db, *out, sql, 0);
+    } else if (!strcmp(arg[0], ".mode") && arg[1]) {
+        int f = !strcmp(arg[1], "csv") ? OUT_CSV : !strcmp(arg[1], "json") ? OUT_JSON
+              : !strcmp(arg[1], "table") ? OUT_TABLE : -1;
+        qout *o = f >= 0 ? qout_new(stdout, f) : NULL;
+        if (o) {
+            qout_free(*out);
+            *out = o;
+        } else {
+            fprintf(stderr, "slim-query: unknown mode '%s' (table, csv or json)\n", arg[1]);
+        }
+    } else if (!strcmp(arg[0], ".show") && n == 3) {
+        rc = qreport_show(db, *out, arg[1], strtoll(arg[2], NULL, 10), &err);
+    } else if (!strcmp(arg[0], ".stats") && n == 2) {
+        rc = qreport_stats(db, *out, arg[1], &err);
+    } else {
+        fprintf(stderr, "slim-query: unknown or incomplete command '%s' (try .help)\n", arg[0]);
+    }
+    if (rc) fprintf(stderr, "slim-query: %s\n", err ? err : "failed");
+    sqlite3_free(err);
+    sqlite3_free(sql);
+    (void)write;
+    return 0;
+}
+
 static void interactive(sqlite3 *db, qout *out, int write)
 {
     char hist[4096] = "";
@@ -191,14 +246,18 @@ static void interactive(sqlite3 *db, qout *out, int write)
     }
     char *buf = NULL;
     size_t len = 0;
-    fprintf(stderr, "slim-query %s on '%s'; end statements with ';', .quit to leave\n",
+    fprintf(stderr, "slim-query %s on '%s'; end statements with ';', .help for commands\n",
             SLIM_VERSION_STRING, slim_store_path(g_store));
     for (;;) {
         char *line = readline(len ? "   ...> " : "slim> ");
         if (!line) break;
-        if (!len && (!strcmp(line, ".quit") || !strcmp(line, ".exit"))) {
+        if (!len && line[0] == '.') {
+            add_history(line);
+            int quit = dot_command(db, &out, line, write);
             free(line);
-            break;
+            fflush(stdout);
+            if (quit) break;
+            continue;
         }
         size_t l = strlen(line);
         char *nb = realloc(buf, len + l + 2);
@@ -217,6 +276,7 @@ static void interactive(sqlite3 *db, qout *out, int write)
         len = 0;
     }
     free(buf);
+    qout_free(out);
     if (*hist) write_history(hist);
 }
 
@@ -288,7 +348,8 @@ int main(int argc, char **argv)
         code = run_sql(db, out, sql, o.write);
         free(sql);
     } else {
-        interactive(db, out, o.write);
+        interactive(db, out, o.write);  /* frees out (.mode may replace it) */
+        out = NULL;
     }
     sqlite3_free(err);
     qout_free(out);

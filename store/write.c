@@ -339,6 +339,10 @@ int slim_write_commit(slim_writer *w)
         goto fail;
     }
     w->in_sql = 0;
+    /* keep sqlite_stat1 current so joins of the metadata tables with the
+     * query virtual tables get honest row counts; cheap when nothing changed
+     * much, and best effort: the data is committed either way */
+    sqlite3_exec(st->db, "PRAGMA optimize", NULL, NULL, NULL);
     if (w->have_garbage) collect_garbage(st);  /* on failure: redone by recovery */
     writer_free(w);
     return 0;

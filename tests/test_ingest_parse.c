@@ -299,6 +299,42 @@ static void test_jsonl(void)
               "rc %d err '%s' nseq %zu", rc, err, b.nseq);
         TAP_END();
     }
+    /* the direct scanner and the jansson parser agree on what the scanner
+     * takes; what it does not take is left to jansson (nothing appended) */
+    TAP_BEGIN("jsonl_fast_path_agrees");
+    const char *same[] = {
+        "{\"id\":\"a\",\"tokens\":[5,6,7],\"top\":[[[6,-0.1],[9,-2.5]],[[7,-0.5],[1,-1.0]]]}",
+        " { \"top\" : [ [ [1, -1e-3], [2, -0] ] ], \"tokens\" : [ 3 , 4 ], \"id\": 17 }\n",
+        "{\"tokens\":[1,2],\"top\":[[[2,-0.25],[3,-0.25],[1,-3.0]],[[4,-1],[5,-2]]]}",
+        "{\"tokens\":[1],\"top\":[]}",
+        "{\"tokens\":[1,2],\"top\":[[[2,0.0000001]]]}",
+    };
+    const char *slow_only[] = {
+        "{\"tokens\":[1,2],\"top\":[[[2,0.5]]]}",              /* error: jansson's message */
+        "{\"tokens\":[\"1\",2],\"top\":[[[2,-0.5]]]}",        /* string token */
+        "{\"id\":\"\\u00e9\",\"tokens\":[1],\"top\":[]}",  /* escape */
+        "{\"tokens\":[1],\"top\":[],\"extra\":1}",            /* unknown key */
+        "{\"tokens\":[1],\"top\":[],\"top\":[]}",             /* duplicate key */
+    };
+    slim_jsonl_opts jo = { .vocab_size = 10 };
+    slim_batch f = { 0 }, t = { 0 };
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        slim_batch_reset(&f); slim_batch_reset(&t);
+        int fr = slim_jsonl_fast_simple(same[i], strlen(same[i]), &jo, &f);
+        int tr = slim_jsonl_parse_tree(same[i], strlen(same[i]), &jo, &t, err, sizeof err);
+        CHECK(fr == 1 && tr == 0, "line %zu: fast %d tree %d (%s)", i, fr, tr, err);
+        CHECK(f.nseq == t.nseq && f.nent == t.nent && f.ntok == t.ntok
+              && !memcmp(f.ids, t.ids, f.nent * 4) && !memcmp(f.vals, t.vals, f.nent * 4)
+              && !memcmp(f.tokens, t.tokens, f.ntok * 4)
+              && !strcmp(f.seqs[0].ext_id, t.seqs[0].ext_id), "line %zu: results differ", i);
+    }
+    for (size_t i = 0; i < sizeof slow_only / sizeof slow_only[0]; i++) {
+        slim_batch_reset(&f);
+        CHECK(slim_jsonl_fast_simple(slow_only[i], strlen(slow_only[i]), &jo, &f) == 0 && f.nseq == 0,
+              "fast path took line %zu", i);
+    }
+    slim_batch_release(&f); slim_batch_release(&t);
+    TAP_END();
     slim_batch_release(&b);
 }
 
@@ -321,6 +357,7 @@ static int gen_sparse(const char *out, int argc, char **argv)
     uint32_t N = KVI("n", "3"), T = KVI("t", "6"), K = KVI("k", "4"), V = KVI("v", "100");
     uint32_t bs = KVI("bad_seq", "1");
     const char *bad = kv(argc, argv, "bad", "");
+    int logits = !strcmp(kv(argc, argv, "vals", "logprobs"), "logits");
     int64_t *ids = calloc((size_t)N * T, 8), *tk = calloc((size_t)N * T * K, 8);
     float *lp = calloc((size_t)N * T * K, 4);
     for (uint32_t n = 0; n < N; n++)
@@ -329,7 +366,7 @@ static int gen_sparse(const char *out, int argc, char **argv)
             for (uint32_t j = 0; j < K; j++) {
                 size_t e = ((size_t)n * T + t) * K + j;
                 tk[e] = (n + t * 3 + j * 7) % V;
-                lp[e] = -0.25f * (float)(j + 1) - 0.01f * (float)t;
+                lp[e] = -0.25f * (float)(j + 1) - 0.01f * (float)t + (logits ? 7.5f : 0.0f);
             }
         }
     size_t e = ((size_t)bs * T + 1) * K;
@@ -340,7 +377,7 @@ static int gen_sparse(const char *out, int argc, char **argv)
     fx_tensor ts[] = {
         { "input_ids", "I64", 2, { N, T }, ids },
         { "topk_ids", "I64", 3, { N, T, K }, tk },
-        { "topk_logprobs", "F32", 3, { N, T, K }, lp },
+        { logits ? "topk_logits" : "topk_logprobs", "F32", 3, { N, T, K }, lp },
     };
     int rc = fx_write_safetensors(out, ts, 3);
     free(ids); free(tk); free(lp);
@@ -395,7 +432,7 @@ static int gen(int argc, char **argv)
         .N = KVI("n", "4"), .T = KVI("t", "8"), .V = KVI("v", "64"), .seed = KVI("seed", "1"),
         .pad = (int)KVI("pad", "0"), .prefix = KVI("prefix", "0"),
         .nan_seq = (int)strtol(kv(argc, argv, "nan_seq", "-1"), NULL, 10),
-        .nan_pos = (int)KVI("nan_pos", "0"),
+        .nan_pos = (int)KVI("nan_pos", "0"), .flat = (int)KVI("flat", "0"),
     };
     if (!strcmp(what, "dense")) return fx_dense_write(out, &d, NULL, NULL, NULL) ? 1 : 0;
     if (!strcmp(what, "npy")) {

@@ -184,7 +184,8 @@ static void test_cli(void)
 
     TAP_BEGIN("cli_resume_equals_uninterrupted");
     int r3 = sh(out, sizeof out, "--snapshot main --out c.ckpt --stop-after 3 " TINY);
-    CHECK(r3 == 0 && sql_int("SELECT count(*) FROM runs WHERE status = 'interrupted'") == 1, "stop: %d", r3);
+    CHECK(r3 == 0 && sql_int("SELECT count(*) FROM runs WHERE status = 'interrupted' AND final_step = 3") == 1,
+          "stop: %d", r3);
     int r4 = sh(out, sizeof out, "--snapshot main --out c.ckpt --resume c.ckpt --threads 2");
     last_err(err, sizeof err);
     CHECK(r4 == 0 && sha_of("c.ckpt", c) == 0 && !strcmp(a, c), "exit %d (%s): %s vs %s", r4, err, c, a);
@@ -216,6 +217,7 @@ static void test_cli(void)
         {"eval --snapshot main --ckpt t.ckpt", 1, "truncated"},
         {"--snapshot main --out x.ckpt --bogus", 2, "bogus"},
         {"--snapshot main --out x.ckpt --loss rskd " TINY, 1, "sampled records"},
+        {"--snapshot main --out no/such/dir/x.ckpt " TINY, 1, "cannot create 'no/such/dir/x.ckpt.tmp'"},
     };
     char tp[700];
     snprintf(tp, sizeof tp, "%s/a.ckpt", dir);

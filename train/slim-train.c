@@ -525,6 +525,12 @@ static int train_main(int argc, char **argv)
     uint8_t hash[32];
     slim_snapshot_hash(snap, hash);
     if (ck) check_resume(&o, ck, &c, hash);
+    char tmp[4096];  /* an unwritable --out must fail now, not after training */
+    snprintf(tmp, sizeof tmp, "%s.tmp", o.out);
+    FILE *probe_f = fopen(tmp, "wb");
+    if (!probe_f) die(1, "cannot create '%s': %s", tmp, strerror(errno));
+    fclose(probe_f);
+    unlink(tmp);
     slim_loader *probe = NULL;  /* refuse bad sequences before any work */
     if (slim_loader_new(&probe, &tr, 1, c.model.ctx, hash, c.seed, 0, 0, err, sizeof err))
         die(1, "snapshot '%s': %s", o.snapshot, err);

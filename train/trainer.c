@@ -156,10 +156,11 @@ int slim_train_run(const slim_train_config *c, const slim_tsrc *src, const uint8
         done_here++;
         float lr = slim_train_lr(c, (int64_t)r.st.step);
         int last = (int64_t)r.st.step == c->steps;
-        if ((c->log_every && r.st.step % c->log_every == 0) || last) report(&r, &a, ld, lr, step0);
+        int stop = (c->stop_after && done_here >= c->stop_after) || (h && h->interrupt && *h->interrupt);
+        if ((c->log_every && r.st.step % c->log_every == 0) || last || stop)
+            report(&r, &a, ld, lr, step0);
         if (c->eval_every && r.st.step % c->eval_every == 0 && h && h->evaluate)
             h->evaluate(h->ctx, &r.m->cfg, r.m->params, r.st.step);
-        int stop = (c->stop_after && done_here >= c->stop_after) || (h && h->interrupt && *h->interrupt);
         if (last || stop || (c->ckpt_every && r.st.step % c->ckpt_every == 0))
             if (save(&r, err, cap)) goto done;
         if (stop && !last) { rc = 1; goto done; }

@@ -5,7 +5,6 @@ G="$SLIM_BUILD/tests/test_ingest_parse"
 S="$T/s.store"
 cd "$T" || exit 1
 ing() { slim-ingest --store "$S" "$@"; }
-seqs() { slim-store --store "$S" info --json 2>/dev/null | grep -o '"sequences":[0-9]*' | head -1; }
 
 # a good base so "unchanged" means something
 "$G" gen dense good.st n=3 t=6 v=64 seed=1
@@ -27,6 +26,8 @@ expect_err shape_msg "'bad_shape.st': byte [0-9]+: shape mismatch: input_ids \[1
 expect nan_exit 1 ing --dataset d --sparsify topk:4 nan.st
 expect_err nan_msg "'nan.st': sequence 2 position 3: logit of token 1 is NaN"
 expect_err nan_committed "committed 2 new sequences before the error"
+run sqlite3 "$S/meta.sqlite" "SELECT r.status, i.added, i.refused, i.content_hash LIKE 'xxh3-128:%' FROM ingest_runs r JOIN ingest_inputs i ON i.run_id = r.id WHERE i.path = 'nan.st'"
+expect_out nan_run_recorded "^failed\|2\|1\|1$"
 
 : > empty.jsonl
 expect empty_exit 1 ing --dataset d empty.jsonl

@@ -23,6 +23,11 @@ expect npy_dir 0 slim-ingest --store "$S" --dataset n --teacher tN --sparsify to
 expect_out npy_summary '"added":2,.*"positions":12,"entries":60'
 expect npy_rerun 0 slim-ingest --store "$S" --dataset n --teacher tN --sparsify topfrac:0.1 --json npy
 expect_out npy_rerun_out '"added":0,"skipped":2'
+# the arrays named one after another on the command line are one input
+expect npy_files 0 slim-ingest --store "$T/n2" --dataset n --sparsify topfrac:0.1 --json npy/logits.npy npy/input_ids.npy
+expect_out npy_files_out '"added":2,.*"positions":12,"entries":60'
+run sqlite3 "$T/n2/meta.sqlite" "SELECT path FROM ingest_inputs"
+expect_out npy_files_input '^npy/logits.npy\+npy/input_ids.npy$'
 
 # vLLM RequestOutput with two outputs (two sequences sharing the prompt)
 cat > vllm.jsonl <<'J'
@@ -81,3 +86,13 @@ line() {  # $1 = last token, $2 = top-1 id at position 19
 { line 30 21; line 31 25; line 32 21; } > pre.jsonl
 expect prefix_share 0 slim-ingest --store "$T/tp" --dataset p --vocab-size 40 --json pre.jsonl
 expect_out prefix_counts '"added":3,.*"shared_sequences":2,"shared_positions":40,"prefix_checked":2,"prefix_disagree":1'
+
+# [T] ids with [T,V] logits; already-sparse topk_logits (no normaliser known)
+"$G" gen dense flat.st n=1 t=7 v=40 flat=1 dtype=BF16 ids=I32
+expect flat_tensors 0 slim-ingest --store "$T/fl" --dataset f --sparsify topk:3 --json flat.st
+expect_out flat_summary '"added":1,.*"positions":7,"entries":21'
+"$G" gen sparse tkl.st vals=logits n=2 t=5 k=3 v=50
+expect topk_logits 0 slim-ingest --store "$T/tl" --dataset t --vocab-size 50 --json tkl.st
+expect_out topk_logits_summary '"added":2,.*"positions":10,"entries":30'
+run sqlite3 "$T/tl/meta.sqlite" "SELECT source FROM teachers"
+expect_out topk_logits_source '^logits$'

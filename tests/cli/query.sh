@@ -130,4 +130,9 @@ if command -v script > /dev/null; then
     check query_interactive_multiline grep -q "  4" "$T/tty.out"
     check query_interactive_error_goes_on grep -q "42" "$T/tty.out"
     check query_interactive_history grep -qx "SELECT 40 + 2 AS answer;" "$T/.slim_query_history"
+    printf ".tables\n.mode json\nSELECT 7 AS seven;\n.stats nope\n.quit\n" |
+        HOME="$T" script -qc "slim-query --store '$S'" /dev/null > "$T/tty2.out" 2>&1
+    check query_interactive_tables grep -q "topk  *virtual table" "$T/tty2.out"
+    check query_interactive_mode grep -q '{"seven": 7}' "$T/tty2.out"
+    check query_interactive_dot_error grep -q "no such dataset 'nope'" "$T/tty2.out"
 fi

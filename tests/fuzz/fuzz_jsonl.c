@@ -2,7 +2,9 @@
  * fuzz_jsonl.c — libFuzzer: one JSONL line in any of the accepted shapes.
  * Accepted output must satisfy the slim_dist contract the store relies on:
  * ids < V and distinct per position, values finite and <= 0, npos <= T;
- * a refused line must leave the batch as it was.
+ * a refused line must leave the batch as it was.  Differential: whatever
+ * the fast simple-form scanner accepts, the jansson parser must accept
+ * with the same sequences.
  */
 #include <math.h>
 #include <stdint.h>
@@ -23,6 +25,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     slim_batch_fix_pointers(&b);
+    static slim_batch f;
+    slim_batch_reset(&f);
+    if (slim_jsonl_fast_simple((const char *)data, size, &o, &f)) {
+        static slim_batch t;
+        slim_batch_reset(&t);
+        if (slim_jsonl_parse_tree((const char *)data, size, &o, &t, err, sizeof err)) abort();
+        if (t.nseq != f.nseq || t.ntok != f.ntok || t.ndist != f.ndist || t.nent != f.nent
+            || memcmp(t.tokens, f.tokens, t.ntok * sizeof *t.tokens)
+            || memcmp(t.ids, f.ids, t.nent * sizeof *t.ids)
+            || memcmp(t.vals, f.vals, t.nent * sizeof *t.vals))
+            abort();
+        for (size_t q = 0; q < t.nseq; q++)
+            if (strcmp(t.seqs[q].ext_id, f.seqs[q].ext_id) || t.seqs[q].npos != f.seqs[q].npos) abort();
+    } else if (f.nseq || f.ndist || f.nent || f.ntok) abort();
     for (size_t q = 0; q < b.nseq; q++) {
         const slim_iseq *s = &b.seqs[q];
         if (s->npos > s->T) abort();

@@ -185,6 +185,10 @@ int fx_dense_write(const char *path, const fx_dense *d, uint32_t *tokens, float 
         { "input_ids", d->ids_dtype, 2, { N, T }, ids },
         { "logits", d->logits_dtype, 3, { N, T, V }, lg },
     };
+    if (d->flat && N == 1) {
+        ts[0] = (fx_tensor){ "input_ids", d->ids_dtype, 1, { T }, ids };
+        ts[1] = (fx_tensor){ "logits", d->logits_dtype, 2, { T, V }, lg };
+    }
     int nt = 2;
     if (d->pad == 1) ts[nt++] = (fx_tensor){ "lengths", "I64", 1, { N }, lens };
     if (d->pad >= 2) ts[nt++] = (fx_tensor){ "attention_mask", "U8", 2, { N, T }, mask };

@@ -49,6 +49,7 @@ typedef struct fx_dense {
     int pad;
     uint32_t prefix;
     int nan_seq, nan_pos;
+    int flat;                  /* N must be 1: input_ids [T], logits [T,V] */
 } fx_dense;
 
 /* Writes the file.  When not NULL: tokens[N*T] (row n starts at n*T, the real

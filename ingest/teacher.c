@@ -1,0 +1,747 @@
+/*
+ * teacher.c — the built-in teacher (docs/TEACHER.md).  A slim-train
+ * checkpoint is mapped read-only and run one token at a time with a KV cache
+ * (slim_infer, one per thread).  Inputs are turned into jobs first (text
+ * windows to score, or prompts to continue) so that every check happens
+ * before the store is touched.  Then, batch after batch: the sequences of
+ * the batch are computed on every core (each sequence by one thread, each
+ * thread its own cache, workspace and row buffers), and the caller's thread
+ * writes them in job order — ingest-time dedup by exact tokens, prefix
+ * sharing — and commits.  A sequence depends only on the model, its input
+ * and (generation) its own generator seeded from (seed, j): never on which
+ * thread ran it.
+ */
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "teacher.h"
+#include "../train/ckpt.h"
+#include "../train/tokenizer.h"
+
+/* Memory for the sparse entries of one batch of computed sequences. */
+#define BATCH_BYTES (48u << 20)
+
+typedef struct tthread {
+    slim_infer *inf;
+    slim_sparse_ws *ws;
+    float *row;                 /* (V) logits / capture temperature */
+    double *w;                  /* (V) sampling weights */
+    uint32_t *order;            /* (V) ids by weight, for top-p */
+} tthread;
+
+/* One computed sequence, waiting for the writer. */
+typedef struct tslot {
+    uint32_t *tokens;           /* (ctx) */
+    slim_dist *dists;           /* (ctx) */
+    uint32_t *ids;              /* (ctx, capk) entry pool */
+    float *vals;                /* (ctx, capk) */
+    uint32_t T;
+    int rc;
+    char msg[160];
+} tslot;
+
+typedef struct tctx {
+    slim_store *st;
+    const slim_ingest_opts *io;
+    const slim_teacher_opts *to;
+    slim_ingest_stats *stats;
+    char *err; size_t cap;
+    slim_ckpt *ck;
+    slim_tok *tok;
+    char tokhash[65];
+    const char *model_hash;
+    uint32_t V, ctx, capk;
+    int64_t bos, eot;           /* token ids or -1 */
+    slim_sparsifier sp;
+    char spec[64];
+    slim_precision prec;
+    int kind;
+    double tau, stau, top_p;
+    const char *name;           /* teacher name */
+    const char *input;          /* text or prompts file, or NULL */
+    char input_hash[64];
+    /* token lists: windows to score or prompts; list i = tok[off[i]..+len[i]) */
+    uint32_t *tok_pool; size_t ntok, tokcap;
+    size_t *off; uint32_t *len; size_t nlist, listcap;
+    int64_t njobs;
+    tthread *th; int nth;
+    tslot *slots; size_t nslots;
+    uint32_t *slot_tok; slim_dist *slot_dist; uint32_t *slot_ids; float *slot_vals;
+    slim_writer *w;
+    int64_t ds, run;
+    double t0, tlast;
+} tctx;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+uint64_t slim_teacher_seq_seed(uint64_t seed, uint64_t j)
+{
+    /* two splitmix64 rounds: nearby (seed, j) pairs give unrelated streams */
+    uint64_t s = seed ^ 0x9e3779b97f4a7c15ull;
+    uint64_t a = slim_rng_next(&s);
+    s = a ^ (j * 0xbf58476d1ce4e5b9ull + 0x94d049bb133111ebull);
+    return slim_rng_next(&s);
+}
+
+static double uniform(uint64_t *rng)
+{
+    return (double)(slim_rng_next(rng) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* ------------------------------------------------------------- inputs */
+
+static int read_file(tctx *c, const char *path, char **out, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(c->err, c->cap, "cannot open '%s': %s", path, strerror(errno));
+        return SLIM_EIO;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        len += fread(buf + len, 1, cap - len, f);
+        if (len < cap) break;
+        char *nb = realloc(buf, cap *= 2);
+        if (!nb) { free(buf); buf = NULL; }
+        else buf = nb;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) {
+        free(buf);
+        snprintf(c->err, c->cap, "cannot read '%s': %s", path, buf ? strerror(errno) : "out of memory");
+        return buf ? SLIM_EIO : SLIM_ENOMEM;
+    }
+    *out = buf;
+    *n = len;
+    return 0;
+}
+
+static int is_blank(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r') return 0;
+    return 1;
+}
+
+size_t slim_teacher_split_docs(const char *text, size_t len,
+                               void (*fn)(void *ctx, size_t off, size_t n), void *ctx)
+{
+    size_t ndocs = 0, i = 0, start = 0, end = 0;
+    int in_doc = 0;
+    while (i < len) {
+        const char *nl = memchr(text + i, '\n', len - i);
+        size_t e = nl ? (size_t)(nl - text) : len;  /* line is text[i..e) */
+        if (is_blank(text + i, e - i)) {
+            if (in_doc) { fn(ctx, start, end - start); ndocs++; in_doc = 0; }
+        } else {
+            if (!in_doc) { start = i; in_doc = 1; }
+            end = e;
+        }
+        i = e + 1;
+    }
+    if (in_doc) { fn(ctx, start, end - start); ndocs++; }
+    return ndocs;
+}
+
+/* Append one token list (bos, then ids[0..n)). */
+static int add_list(tctx *c, const uint32_t *ids, size_t n)
+{
+    size_t need = n + (c->bos >= 0);
+    if (c->ntok + need > c->tokcap) {
+        size_t nc = c->tokcap ? c->tokcap : 4096;
+        while (nc < c->ntok + need) nc *= 2;
+        uint32_t *p = realloc(c->tok_pool, nc * sizeof *p);
+        if (!p) return SLIM_ENOMEM;
+        c->tok_pool = p;
+        c->tokcap = nc;
+    }
+    if (c->nlist == c->listcap) {
+        size_t nc = c->listcap ? 2 * c->listcap : 256;
+        size_t *o = realloc(c->off, nc * sizeof *o);
+        if (o) c->off = o;
+        uint32_t *l = realloc(c->len, nc * sizeof *l);
+        if (l) c->len = l;
+        if (!o || !l) return SLIM_ENOMEM;
+        c->listcap = nc;
+    }
+    c->off[c->nlist] = c->ntok;
+    c->len[c->nlist++] = (uint32_t)need;
+    if (c->bos >= 0) c->tok_pool[c->ntok++] = (uint32_t)c->bos;
+    if (n) memcpy(c->tok_pool + c->ntok, ids, n * sizeof *ids);
+    c->ntok += n;
+    return 0;
+}
+
+typedef struct docs_ctx {
+    tctx *c;
+    const char *text;
+    uint32_t *ids;              /* (text length) encode buffer */
+    size_t cap;
+    int rc;
+} docs_ctx;
+
+/* One document: encoded, cut into windows of at most ctx tokens (bos
+ * included), each window a job. */
+static void add_doc(void *arg, size_t off, size_t n)
+{
+    docs_ctx *d = arg;
+    tctx *c = d->c;
+    size_t m;
+    if (d->rc) return;
+    d->rc = slim_tok_encode(c->tok, d->text + off, n, d->ids, d->cap, &m);
+    if (d->rc) {
+        snprintf(c->err, c->cap, "'%s': cannot tokenise the text at byte %zu", c->input, off);
+        return;
+    }
+    size_t win = c->ctx - (c->bos >= 0);
+    for (size_t i = 0; i < m && !d->rc; i += win)
+        d->rc = add_list(c, d->ids + i, m - i < win ? m - i : win);
+    if (d->rc == SLIM_ENOMEM) snprintf(c->err, c->cap, "out of memory");
+}
+
+static int load_text(tctx *c)
+{
+    char *text;
+    size_t n;
+    int rc = read_file(c, c->input, &text, &n);
+    if (rc) return rc;
+    docs_ctx d = { .c = c, .text = text, .cap = n ? n : 1 };
+    d.ids = malloc(d.cap * sizeof *d.ids);
+    if (!d.ids) d.rc = SLIM_ENOMEM;
+    else slim_teacher_split_docs(text, n, add_doc, &d);
+    free(d.ids);
+    free(text);
+    if (d.rc == SLIM_ENOMEM && !c->err[0]) snprintf(c->err, c->cap, "out of memory");
+    if (!d.rc && !c->nlist) {
+        snprintf(c->err, c->cap, "'%s': no text to score", c->input);
+        d.rc = SLIM_EINVAL;
+    }
+    c->njobs = (int64_t)c->nlist;
+    return d.rc;
+}
+
+/* Prompts: the non-blank lines of the file, cycled; none = bos alone. */
+static int load_prompts(tctx *c)
+{
+    if (!c->input) {
+        if (c->bos < 0) {
+            snprintf(c->err, c->cap, "the tokenizer has no <|endoftext|> token to start from: "
+                     "give prompts");
+            return SLIM_EINVAL;
+        }
+        if (!add_list(c, NULL, 0)) return 0;
+        snprintf(c->err, c->cap, "out of memory");
+        return SLIM_ENOMEM;
+    }
+    char *text;
+    size_t n, lineno = 0;
+    int rc = read_file(c, c->input, &text, &n);
+    uint32_t *ids = rc ? NULL : malloc((n ? n : 1) * sizeof *ids);
+    if (!rc && !ids) { snprintf(c->err, c->cap, "out of memory"); rc = SLIM_ENOMEM; }
+    for (size_t i = 0; !rc && i < n;) {
+        const char *nl = memchr(text + i, '\n', n - i);
+        size_t e = nl ? (size_t)(nl - text) : n, m, l = e - i;
+        lineno++;
+        if (l && text[i + l - 1] == '\r') l--;
+        if (!is_blank(text + i, l)) {
+            if ((rc = slim_tok_encode(c->tok, text + i, l, ids, n, &m)))
+                snprintf(c->err, c->cap, "'%s': line %zu: cannot tokenise the prompt", c->input, lineno);
+            else if (m + (c->bos >= 0) >= c->ctx) {
+                snprintf(c->err, c->cap, "'%s': line %zu: prompt of %zu tokens leaves no room in "
+                         "the model's context of %u", c->input, lineno, m + (c->bos >= 0), c->ctx);
+                rc = SLIM_EINVAL;
+            } else if ((rc = add_list(c, ids, m)))
+                snprintf(c->err, c->cap, "out of memory");
+        }
+        i = e + 1;
+    }
+    free(ids);
+    free(text);
+    if (!rc && !c->nlist) {
+        snprintf(c->err, c->cap, "'%s': no prompts (every line is blank)", c->input);
+        rc = SLIM_EINVAL;
+    }
+    return rc;
+}
+
+/* A slim tokenizer file, or anything else as a Hugging Face tokenizer.json. */
+static int load_tokenizer(tctx *c, const char *path)
+{
+    char msg[512], head[16] = { 0 };
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(c->err, c->cap, "cannot open '%s': %s", path, strerror(errno));
+        return SLIM_EIO;
+    }
+    size_t n = fread(head, 1, sizeof head - 1, f);
+    fclose(f);
+    int rc = n >= 14 && !memcmp(head, "slim-tokenizer", 14)
+                 ? slim_tok_load(path, &c->tok, msg, sizeof msg)
+                 : slim_tok_load_hf(path, &c->tok, msg, sizeof msg);
+    if (rc) {
+        c->tok = NULL;
+        snprintf(c->err, c->cap, "%s", msg);
+        return rc;
+    }
+    if (slim_tok_kind(c->tok) != SLIM_TOK_BYTEBPE) {
+        snprintf(c->err, c->cap, "'%s': only byte-level BPE tokenizers can encode text", path);
+        return SLIM_EINVAL;
+    }
+    if (slim_tok_size(c->tok) > c->V) {
+        snprintf(c->err, c->cap, "'%s': tokenizer has %u tokens but the model's vocabulary is %u",
+                 path, slim_tok_size(c->tok), c->V);
+        return SLIM_EMISMATCH;
+    }
+    slim_tok_hash(c->tok, c->tokhash);
+    uint32_t id;
+    c->eot = slim_tok_find(c->tok, "<|endoftext|>", 13, &id) == 0 ? (int64_t)id : -1;
+    c->bos = c->to->no_bos ? -1 : c->eot;
+    return 0;
+}
+
+/* ------------------------------------------------------------ compute */
+
+/* Sample from softmax(x / tau), restricted to the smallest set of most
+ * probable tokens holding top_p of the mass (ties: lower id first). */
+static int by_weight(const void *a, const void *b, void *arg)
+{
+    const double *g_w = arg;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    if (g_w[x] != g_w[y]) return g_w[x] > g_w[y] ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+static uint32_t sample_token(const tctx *c, tthread *th, const float *x /* (V) */, uint64_t *rng)
+{
+    uint32_t V = c->V, n = V;
+    float mx = x[0];
+    for (uint32_t i = 1; i < V; i++) mx = x[i] > mx ? x[i] : mx;
+    double sum = 0;
+    for (uint32_t i = 0; i < V; i++) sum += th->w[i] = exp(((double)x[i] - mx) / c->stau);
+    for (uint32_t i = 0; i < V; i++) th->order[i] = i;
+    if (c->top_p < 1) {
+        qsort_r(th->order, V, sizeof *th->order, by_weight, th->w);
+        double acc = 0;
+        for (n = 0; n < V && acc < c->top_p * sum;) acc += th->w[th->order[n++]];
+        sum = acc;
+    }
+    double u = uniform(rng) * sum, acc = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        acc += th->w[th->order[i]];
+        if (u < acc) return th->order[i];
+    }
+    return th->order[n - 1];    /* rounding: u landed on the total */
+}
+
+/* Compute job j into slot s: feed the tokens through the cache, sparsify
+ * every position's row, and (generation) sample the continuation. */
+static void run_job(const tctx *c, tthread *th, tslot *s, int64_t j)
+{
+    size_t li = (size_t)j % c->nlist;
+    uint32_t T = c->len[li], gen = 0;
+    uint32_t maxgen = c->to->generate ? (c->to->max_tokens ? c->to->max_tokens : c->ctx) : 0;
+    uint64_t rng = slim_teacher_seq_seed(c->io->seed, (uint64_t)j);
+    memcpy(s->tokens, c->tok_pool + c->off[li], T * sizeof *s->tokens);
+    s->rc = 0;
+    for (uint32_t pos = 0; pos < T; pos++) {
+        const float *x = slim_infer_step(th->inf, (int)s->tokens[pos], (int)pos);
+        if (!x) {
+            s->rc = SLIM_EINVAL;
+            snprintf(s->msg, sizeof s->msg, "position %u: token %u is outside the model", pos,
+                     s->tokens[pos]);
+            return;
+        }
+        const float *xs = x;
+        if (c->tau != 1.0) {
+            for (uint32_t i = 0; i < c->V; i++) th->row[i] = (float)(x[i] / c->tau);
+            xs = th->row;
+        }
+        slim_dist *d = &s->dists[pos];
+        d->ids = s->ids + (size_t)pos * c->capk;
+        d->vals = s->vals + (size_t)pos * c->capk;
+        uint32_t bad;
+        if (slim_sparsify_row(&c->sp, th->ws, xs, c->V, (uint64_t)j * c->ctx + pos, d, &bad)) {
+            s->rc = SLIM_EINVAL;
+            snprintf(s->msg, sizeof s->msg, "position %u: the model's logit of token %u is not "
+                     "finite", pos, bad);
+            return;
+        }
+        if (pos == T - 1 && gen < maxgen && T < c->ctx &&
+            !(gen && (int64_t)s->tokens[T - 1] == c->eot)) {
+            s->tokens[T++] = sample_token(c, th, x, &rng);
+            gen++;
+        }
+    }
+    s->T = T;
+}
+
+static int alloc_threads(tctx *c)
+{
+    c->th = calloc((size_t)c->nth, sizeof *c->th);
+    if (!c->th) return SLIM_ENOMEM;
+    for (int i = 0; i < c->nth; i++) {
+        tthread *t = &c->th[i];
+        if (slim_infer_new(&t->inf, &c->ck->cfg, c->ck->params)) return SLIM_ENOMEM;
+        t->ws = slim_sparse_ws_new(c->V, c->capk);
+        t->row = malloc(c->V * sizeof *t->row);
+        t->w = malloc(c->V * sizeof *t->w);
+        t->order = malloc(c->V * sizeof *t->order);
+        if (!t->ws || !t->row || !t->w || !t->order) return SLIM_ENOMEM;
+    }
+    return 0;
+}
+
+static void free_threads(tctx *c)
+{
+    for (int i = 0; c->th && i < c->nth; i++) {
+        slim_infer_free(c->th[i].inf);
+        slim_sparse_ws_free(c->th[i].ws);
+        free(c->th[i].row);
+        free(c->th[i].w);
+        free(c->th[i].order);
+    }
+    free(c->th);
+}
+
+/* Slots: enough for every thread, more while the batch fits BATCH_BYTES and
+ * about batch_positions positions. */
+static int alloc_slots(tctx *c)
+{
+    size_t per = (size_t)c->ctx * c->capk * 8 + 1;
+    size_t bp = c->io->batch_positions ? c->io->batch_positions : 8192;
+    size_t n = bp / c->ctx;
+    if (n > BATCH_BYTES / per) n = BATCH_BYTES / per;
+    if (n < (size_t)c->nth) n = (size_t)c->nth;
+    c->nslots = n;
+    c->slots = calloc(n, sizeof *c->slots);
+    c->slot_tok = malloc(n * c->ctx * sizeof *c->slot_tok);
+    c->slot_dist = malloc(n * c->ctx * sizeof *c->slot_dist);
+    c->slot_ids = malloc(n * c->ctx * c->capk * sizeof *c->slot_ids);
+    c->slot_vals = malloc(n * c->ctx * c->capk * sizeof *c->slot_vals);
+    if (!c->slots || !c->slot_tok || !c->slot_dist || !c->slot_ids || !c->slot_vals)
+        return SLIM_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        c->slots[i].tokens = c->slot_tok + i * c->ctx;
+        c->slots[i].dists = c->slot_dist + i * c->ctx;
+        c->slots[i].ids = c->slot_ids + i * c->ctx * c->capk;
+        c->slots[i].vals = c->slot_vals + i * c->ctx * c->capk;
+    }
+    return 0;
+}
+
+/* Jobs [first, first+n) into slots [0, n), on every thread.  BLAS runs
+ * single-threaded inside (one sequence per core), which also keeps every
+ * matrix-vector product's summation order independent of the thread count. */
+static void compute_batch(tctx *c, int64_t first, size_t n)
+{
+    int nt = (size_t)c->nth < n ? c->nth : (int)n;
+#pragma omp parallel num_threads(nt)
+    {
+        omp_set_num_threads(1);
+        tthread *th = &c->th[omp_get_thread_num()];
+#pragma omp for schedule(dynamic, 1)
+        for (size_t i = 0; i < n; i++) run_job(c, th, &c->slots[i], first + (int64_t)i);
+    }
+}
+
+/* ------------------------------------------------------------- writing */
+
+static int store_fail(tctx *c, int rc, const char *what)
+{
+    snprintf(c->err, c->cap, "%s: %s", what, slim_errmsg(c->st));
+    return rc;
+}
+
+static int import_vocab(tctx *c)
+{
+    uint32_t n = slim_tok_size(c->tok), m = 0;
+    uint32_t *ids = malloc((n + 1) * sizeof *ids);
+    const char **pieces = malloc((n + 1) * sizeof *pieces);
+    char **own = calloc(n + 1, sizeof *own);
+    int rc = ids && pieces && own ? 0 : SLIM_ENOMEM;
+    for (uint32_t i = 0; i < n && !rc; i++) {
+        size_t len;
+        const char *p = slim_tok_piece(c->tok, i, &len);
+        if (!p || memchr(p, 0, len)) continue;  /* the table holds NUL-free text */
+        if (!(own[m] = strndup(p, len))) { rc = SLIM_ENOMEM; break; }
+        ids[m] = i;
+        pieces[m] = own[m];
+        m++;
+    }
+    if (!rc) rc = slim_write_vocab(c->w, c->ds, m, ids, pieces, c->tokhash);
+    for (uint32_t i = 0; i < m; i++) free(own[i]);
+    free(ids);
+    free(pieces);
+    free(own);
+    return rc ? store_fail(c, rc, "cannot record the tokenizer's vocabulary") : 0;
+}
+
+/* In the transaction of the first batch: the dataset (created or checked),
+ * the run, the vocabulary.  A refusal here aborts with nothing written. */
+static int begin_run(tctx *c)
+{
+    slim_teacher t = {
+        .name = c->name, .vocab_size = c->V, .tokenizer_hash = c->tokhash,
+        .temperature = c->tau, .source = SLIM_SOURCE_LOGITS,
+    };
+    int rc = slim_write_dataset(c->w, c->io->dataset, &t, c->kind, c->spec, &c->prec, &c->ds);
+    if (rc) return store_fail(c, rc, "cannot add to dataset");
+    rc = slim_write_run_begin(c->w, c->ds, "slim-ingest", c->io->args_json ? c->io->args_json : "[]",
+                              &c->run);
+    if (rc) return store_fail(c, rc, "cannot record the run");
+    c->stats->run_id = c->run;
+    return import_vocab(c);
+}
+
+static int write_slot(tctx *c, tslot *s, int64_t j)
+{
+    slim_ingest_stats *st = c->stats;
+    char ext[64], where[96];
+    if (c->to->generate) snprintf(ext, sizeof ext, "gen-%llu-%lld", (unsigned long long)c->io->seed,
+                                  (long long)j);
+    else snprintf(ext, sizeof ext, "window-%lld", (long long)j);
+    snprintf(where, sizeof where, "%s%s%s sequence %lld (%s)", c->input ? "'" : "",
+             c->input ? c->input : "", c->input ? "'" : "", (long long)j, ext);
+    if (s->rc) {
+        st->refused++;
+        snprintf(c->err, c->cap, "%s: %s", where, s->msg);
+        return s->rc;
+    }
+    int64_t seq;
+    int rc = slim_write_find_tokens(c->w, c->ds, s->tokens, s->T, &seq);
+    if (rc == 0) { st->skipped++; return 0; }
+    if (rc != SLIM_ENOTFOUND) return store_fail(c, rc, where);
+    slim_prefix_ref ref, *pref = NULL;
+    uint32_t minp = c->io->min_prefix;
+    if (minp && s->T >= minp) {
+        rc = slim_write_find_prefix(c->w, c->ds, s->tokens, s->T, &ref);
+        if (rc == 0 && ref.len >= minp) {
+            if (ref.len > s->T) ref.len = s->T;
+            pref = &ref;
+        } else if (rc && rc != SLIM_ENOTFOUND) return store_fail(c, rc, where);
+    }
+    rc = slim_write_seq(c->w, c->ds, c->run, ext, s->tokens, s->T, s->dists, s->T, pref, &seq);
+    if (rc) { st->refused++; return store_fail(c, rc, where); }
+    if (pref) { st->shared_seqs++; st->shared_positions += pref->len; }
+    st->added++;
+    st->positions += s->T;
+    for (uint32_t p = 0; p < s->T; p++) st->entries += s->dists[p].k;
+    return 0;
+}
+
+static void progress(tctx *c, int64_t done, int final)
+{
+    if (!c->io->progress) return;
+    double t = now_s();
+    if (!final && t - c->tlast < 0.5) return;
+    c->tlast = t;
+    double el = t - c->t0, rate = el > 0 ? c->stats->positions / el : 0;
+    double eta = done > 0 ? el * (double)(c->njobs - done) / (double)done : 0;
+    fprintf(stderr, "\r%lld/%lld sequences, %lld positions, %.0f positions/s, ETA %.0fs   %s",
+            (long long)done, (long long)c->njobs, (long long)c->stats->positions, rate, eta,
+            final ? "\n" : "");
+}
+
+/* Compute, write and commit every batch. */
+static int run_batches(tctx *c)
+{
+    int rc = 0;
+    for (int64_t first = 0; first < c->njobs && !rc;) {
+        size_t n = c->nslots;
+        if ((int64_t)n > c->njobs - first) n = (size_t)(c->njobs - first);
+        double t0 = now_s();
+        compute_batch(c, first, n);
+        double t1 = now_s();
+        if ((rc = slim_write_begin(c->st, &c->w))) {
+            c->w = NULL;
+            return store_fail(c, rc, "cannot start writing");
+        }
+        int fresh = !c->run;
+        if (fresh && (rc = begin_run(c))) {
+            slim_write_abort(c->w);  /* refused before anything was written */
+            c->w = NULL;
+            c->run = c->stats->run_id = 0;
+            return rc;
+        }
+        for (size_t i = 0; i < n && !rc; i++) rc = write_slot(c, &c->slots[i], first + (int64_t)i);
+        double t2 = now_s();
+        /* after a refused sequence the ones before it are still committed
+         * (docs/TEACHER.md); after a store failure the commit fails too */
+        int crc = slim_write_commit(c->w);
+        c->w = NULL;
+        if (crc) {
+            c->stats->added = c->stats->committed_added;
+            if (fresh) c->run = c->stats->run_id = 0;
+            if (!rc) rc = store_fail(c, crc, "commit failed");
+            return rc;
+        }
+        c->stats->committed_added = c->stats->added;
+        if (rc) return rc;
+        c->stats->t_sparsify += t1 - t0;
+        c->stats->t_write += t2 - t1;
+        c->stats->t_commit += now_s() - t2;
+        first += (int64_t)n;
+        progress(c, first, 0);
+    }
+    return rc;
+}
+
+/* The run's inputs and end, in a last transaction. */
+static int end_run(tctx *c, int failed)
+{
+    if (!c->run) return 0;
+    slim_ingest_stats *s = c->stats;
+    int rc = slim_write_begin(c->st, &c->w);
+    if (rc) { c->w = NULL; return store_fail(c, rc, "cannot record the run's end"); }
+    if (c->input)
+        rc = slim_write_run_input(c->w, c->run, c->input, c->input_hash, s->added, s->skipped, s->refused);
+    if (!rc)
+        rc = slim_write_run_input(c->w, c->run, c->to->model, c->model_hash, s->added, s->skipped,
+                                  s->refused);
+    if (!rc)
+        rc = slim_write_run_end(c->w, c->run, failed ? "failed" : "ok", s->added, s->skipped,
+                                s->refused);
+    if (rc) {
+        slim_write_abort(c->w);
+        c->w = NULL;
+        return store_fail(c, rc, "cannot record the run's end");
+    }
+    rc = slim_write_commit(c->w);
+    c->w = NULL;
+    return rc ? store_fail(c, rc, "cannot record the run's end") : 0;
+}
+
+/* ------------------------------------------------------------- setup */
+
+static int check_options(tctx *c)
+{
+    const slim_teacher_opts *t = c->to;
+    const slim_ingest_opts *io = c->io;
+    if (!t->model || !io->dataset) {
+        snprintf(c->err, c->cap, "a model and a dataset are required");
+        return SLIM_EINVAL;
+    }
+    if (!t->text == !t->generate || t->generate < 0) {
+        snprintf(c->err, c->cap, "give either a text to score or a number of sequences to generate");
+        return SLIM_EINVAL;
+    }
+    c->tau = io->temperature > 0 ? io->temperature : 1.0;
+    c->stau = t->sample_temperature > 0 ? t->sample_temperature : c->tau;
+    c->top_p = t->top_p > 0 ? t->top_p : 1.0;
+    if (!isfinite(c->tau) || !isfinite(c->stau) || c->top_p > 1) {
+        snprintf(c->err, c->cap, "invalid temperature or top-p");
+        return SLIM_EINVAL;
+    }
+    int rc = slim_sparsifier_parse(io->sparsify ? io->sparsify : "topfrac:0.05", &c->sp, c->err, c->cap);
+    if (rc) return rc;
+    c->sp.seed = io->seed;
+    slim_sparsifier_format(&c->sp, c->spec, sizeof c->spec);
+    c->kind = c->sp.type == SLIM_SP_SAMPLE ? SLIM_KIND_SAMPLED : SLIM_KIND_LOGITS;
+    if (slim_precision_parse(io->precision ? io->precision : "logprob:0.01", &c->prec)) {
+        snprintf(c->err, c->cap, "invalid precision '%s'", io->precision);
+        return SLIM_EINVAL;
+    }
+    const char *tp = t->tokenizer ? t->tokenizer : io->vocab_path;
+    if (!tp) {
+        snprintf(c->err, c->cap, "the built-in teacher needs its tokenizer (slim tokenizer file or "
+                 "tokenizer.json)");
+        return SLIM_EINVAL;
+    }
+    return 0;
+}
+
+static int open_model(tctx *c)
+{
+    char msg[512];
+    if (slim_ckpt_open(&c->ck, c->to->model, msg, sizeof msg)) {
+        c->ck = NULL;
+        snprintf(c->err, c->cap, "%s", msg);
+        return errno == ENOENT ? SLIM_EIO : SLIM_EINVAL;
+    }
+    c->V = (uint32_t)c->ck->cfg.vocab;
+    c->ctx = (uint32_t)c->ck->cfg.ctx;
+    c->capk = slim_sparsifier_cap(&c->sp, c->V);
+    c->model_hash = c->ck->sha256_hex;
+    const char *slash = strrchr(c->to->model, '/');
+    c->name = c->io->teacher ? c->io->teacher : slash ? slash + 1 : c->to->model;
+    if (c->io->vocab_size && c->io->vocab_size != c->V) {
+        snprintf(c->err, c->cap, "'%s': the model's vocabulary is %u but the vocabulary size "
+                 "given is %u", c->to->model, c->V, c->io->vocab_size);
+        return SLIM_EMISMATCH;
+    }
+    slim_dataset_info di;
+    if (slim_dataset_get(c->st, c->io->dataset, &di) == 0 && di.teacher.vocab_size != c->V) {
+        snprintf(c->err, c->cap, "'%s': vocab size %u differs from dataset '%s' teacher's %u",
+                 c->to->model, c->V, c->io->dataset, di.teacher.vocab_size);
+        return SLIM_EMISMATCH;
+    }
+    return 0;
+}
+
+static int prepare(tctx *c)
+{
+    int rc = check_options(c);
+    if (!rc) rc = open_model(c);
+    if (!rc) rc = load_tokenizer(c, c->to->tokenizer ? c->to->tokenizer : c->io->vocab_path);
+    if (rc) return rc;
+    c->input = c->to->text ? c->to->text : c->to->prompts;
+    double t0 = now_s();
+    rc = c->to->text ? load_text(c) : load_prompts(c);
+    if (!rc && c->to->generate) c->njobs = c->to->generate;
+    if (!rc && c->input) rc = slim_file_hash(c->input, c->input_hash, c->err, c->cap);
+    c->stats->t_parse = now_s() - t0;
+    if (rc) return rc;
+    c->nth = c->io->threads > 0 ? c->io->threads : omp_get_max_threads();
+    if (c->nth < 1) c->nth = 1;
+    if (!rc) rc = alloc_threads(c);
+    if (!rc) rc = alloc_slots(c);
+    if (rc == SLIM_ENOMEM) snprintf(c->err, c->cap, "out of memory");
+    return rc;
+}
+
+int slim_teacher_ingest(slim_store *st, const slim_ingest_opts *io,
+                        const slim_teacher_opts *t, slim_ingest_stats *stats,
+                        char *err, size_t cap)
+{
+    tctx c = { .st = st, .io = io, .to = t, .stats = stats, .err = err, .cap = cap };
+    memset(stats, 0, sizeof *stats);
+    err[0] = 0;
+    c.t0 = c.tlast = now_s();
+    slim_dataset_info di;
+    if (io->dataset && slim_dataset_get(st, io->dataset, &di) == 0) stats->bytes_before = di.record_bytes;
+    int rc = prepare(&c);
+    if (!rc) {
+        rc = run_batches(&c);
+        char keep[1024];
+        snprintf(keep, sizeof keep, "%s", err);
+        int r2 = end_run(&c, rc != 0);
+        if (!rc) rc = r2;
+        else snprintf(err, cap, "%s", keep);
+    }
+    progress(&c, c.njobs, 1);
+    stats->seconds = now_s() - c.t0;
+    stats->bytes_after = io->dataset && slim_dataset_get(st, io->dataset, &di) == 0
+                             ? di.record_bytes : stats->bytes_before;
+    free_threads(&c);
+    free(c.slots);
+    free(c.slot_tok);
+    free(c.slot_dist);
+    free(c.slot_ids);
+    free(c.slot_vals);
+    free(c.tok_pool);
+    free(c.off);
+    free(c.len);
+    slim_tok_free(c.tok);
+    slim_ckpt_close(c.ck);
+    return rc;
+}
