@@ -1,13 +1,15 @@
 /*
  * bench_ingest_e2e.c — ingest throughput and the prefix-sharing saving.
  *
- *   bench_ingest_e2e [DIR] [NSEQ]
+ *   bench_ingest_e2e [DIR] [NSEQ] [dense|sparse]
  *
  * 1. dense F32, V=32000, top-5 %: a naive baseline (one thread, lse in
  *    double + qsort of the row per position) and slim's sparsifier (1 and 2
- *    threads) on rows in memory, then end to end from a safetensors file in
- *    the page cache to a committed store, then the same file cold
- *    (posix_fadvise DONTNEED first);
+ *    threads) on rows in memory (wall rate and thread CPU µs per row), the
+ *    store's share (slim_seq_prepare and the encoder alone, CPU µs per
+ *    position), then end to end from a safetensors file in the page cache to
+ *    a committed store, then the same file cold (posix_fadvise DONTNEED
+ *    first);
  * 2. sparse JSONL, K=20, end to end;
  * 3. 1,000 sequences sharing a 200-token prefix (JSONL, K=20): record bytes
  *    with prefix sharing on and off.
@@ -26,6 +28,7 @@
 #include "../tests/lib/fixtures.h"
 #include "../tests/lib/synth.h"
 #include "../ingest/ingest.h"
+#include "../store/codec.h"
 
 static double now_s(void)
 {
@@ -38,6 +41,13 @@ static double cpu_s(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static double thread_cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
@@ -104,10 +114,12 @@ static void cold(const char *file)
     if (fd >= 0) { fdatasync(fd); posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED); close(fd); }
 }
 
-static double naive_rows_per_s(const float *rows, uint32_t V, uint32_t k, int n)
+/* Rows per second of wall time; *cpu_us gets the thread's CPU µs per row
+ * (steadier than wall time on a shared machine). */
+static double naive_rows_per_s(const float *rows, uint32_t V, uint32_t k, int n, double *cpu_us)
 {
     uint32_t *ids = malloc(k * sizeof *ids);
-    double t = now_s(), sink = 0;
+    double t = now_s(), sink = 0, c = thread_cpu_s();
     for (int r = 0; r < n; r++) {
         const float *x = rows + (size_t)r * V;
         double m = -INFINITY, s = 0;
@@ -117,31 +129,93 @@ static double naive_rows_per_s(const float *rows, uint32_t V, uint32_t k, int n)
         sink += m + log(s) + ids[0];
     }
     t = now_s() - t;
+    *cpu_us = (thread_cpu_s() - c) * 1e6 / n;
     free(ids);
     return sink == 12345.678 ? 0 : n / t;
 }
 
-static double slim_rows_per_s(const float *rows, uint32_t V, int n, int threads)
+static double slim_rows_per_s(const float *rows, uint32_t V, int n, int threads, double *cpu_us)
 {
     slim_sparsifier sp;
     char err[100];
     slim_sparsifier_parse("topfrac:0.05", &sp, err, sizeof err);
     uint32_t cap = slim_sparsifier_cap(&sp, V);
-    double t = now_s();
-#pragma omp parallel num_threads(threads)
+    double t = now_s(), cpu = 0;
+#pragma omp parallel num_threads(threads) reduction(+:cpu)
     {
         slim_sparse_ws *ws = slim_sparse_ws_new(V, cap);
         uint32_t *ids = malloc(cap * sizeof *ids);
         float *vals = malloc(cap * sizeof *vals);
         slim_dist d = { .ids = ids, .vals = vals };
         uint32_t bad;
-#pragma omp for schedule(dynamic, 8)
+        double c0 = thread_cpu_s();
+#pragma omp for schedule(dynamic, 8) nowait
         for (int r = 0; r < n; r++)
             slim_sparsify_row(&sp, ws, rows + (size_t)r * V, V, (uint64_t)r, &d, &bad);
+        cpu += thread_cpu_s() - c0;
         slim_sparse_ws_free(ws);
         free(ids); free(vals);
     }
+    *cpu_us = cpu * 1e6 / n;
     return n / (now_s() - t);
+}
+
+/*
+ * The store's share of a dense position: slim_seq_prepare (validate, encode,
+ * decode-after-encode, hash) of the sparsified rows as sequences of 128
+ * positions, and the encoder alone, in thread CPU µs per position.
+ */
+static void prepare_cost(const float *rows, uint32_t V, int nrows)
+{
+    slim_sparsifier sp;
+    char err[100];
+    slim_sparsifier_parse("topfrac:0.05", &sp, err, sizeof err);
+    uint32_t cap = slim_sparsifier_cap(&sp, V), T = 128, bad;
+    slim_sparse_ws *ws = slim_sparse_ws_new(V, cap);
+    uint32_t *ids = malloc((size_t)nrows * cap * sizeof *ids), *tok = malloc(T * sizeof *tok);
+    float *vals = malloc((size_t)nrows * cap * sizeof *vals);
+    slim_dist *d = calloc((size_t)nrows, sizeof *d);
+    slim_preparer *pr = NULL;
+    slim_prepared *p = NULL;
+    slim_codec *codec = NULL;
+    uint8_t *buf = malloc(1 << 22);
+    if (!ws || !ids || !tok || !vals || !d || !buf || slim_preparer_new(&pr) || slim_prepared_new(&p) ||
+        slim_codec_new(&codec))
+        goto out;
+    for (uint32_t t = 0; t < T; t++) tok[t] = (t * 7919u) % V;
+    for (int r = 0; r < nrows; r++) {
+        d[r].ids = ids + (size_t)r * cap;
+        d[r].vals = vals + (size_t)r * cap;
+        slim_sparsify_row(&sp, ws, rows + (size_t)r * V, V, (uint64_t)r, &d[r], &bad);
+    }
+    slim_precision prec = { SLIM_PREC_LOGPROB, 0.01 };
+    int n = nrows / (int)T * (int)T, ok = 1;
+    double c = thread_cpu_s();
+    for (int r = 0; r + (int)T <= n; r += (int)T)
+        ok &= slim_seq_prepare(pr, SLIM_KIND_LOGITS, &prec, V, tok, T, d + r, T, p) == 0;
+    double prep = (thread_cpu_s() - c) * 1e6 / n;
+    slim_chunk_params par = { SLIM_KIND_LOGITS, prec, V, 0, 0 };
+    c = thread_cpu_s();
+    for (int r = 0; r < n;) {
+        size_t len;
+        uint32_t used = 0;
+        par.first_pos = (uint32_t)r;
+        if (slim_chunk_encode(codec, &par, d + r, (uint32_t)(n - r), buf, 1 << 22, &len, &used) || !used) {
+            ok = 0;
+            break;
+        }
+        r += (int)used;
+    }
+    double encode = (thread_cpu_s() - c) * 1e6 / n;
+    if (ok)
+        printf("| slim_seq_prepare (validate + encode + decode-after-encode + hash), 1 thread | %.1f µs CPU/position | of which the encoder alone %.1f µs |\n",
+               prep, encode);
+out:
+    slim_sparse_ws_free(ws);
+    free(ids); free(tok); free(vals); free(d); free(buf);
+    slim_preparer_free(pr);
+    slim_prepared_free(p);
+    slim_codec_free(codec);
 }
 
 static void bench_dense(uint32_t nseq)
@@ -158,11 +232,16 @@ static void bench_dense(uint32_t nseq)
     synth_init(&g, V, 7);
     for (int r = 0; r < nrows; r++) synth_row(&g, rows + (size_t)r * V, NULL);
     synth_free(&g);
-    double naive = naive_rows_per_s(rows, V, slim_topfrac_k(0.05, V), 64);
-    double one = slim_rows_per_s(rows, V, nrows, 1), two = slim_rows_per_s(rows, V, nrows, 2);
-    printf("| naive: lse in double + qsort per row, 1 thread (rows in memory) | %.0f rows/s | 1.0× |\n", naive);
-    printf("| slim_sparsify_row, 1 thread (rows in memory) | %.0f rows/s | %.1f× |\n", one, one / naive);
-    printf("| slim_sparsify_row, 2 threads (rows in memory) | %.0f rows/s | %.1f× |\n", two, two / naive);
+    double cn, c1, c2;
+    double naive = naive_rows_per_s(rows, V, slim_topfrac_k(0.05, V), 64, &cn);
+    double one = slim_rows_per_s(rows, V, nrows, 1, &c1), two = slim_rows_per_s(rows, V, nrows, 2, &c2);
+    printf("| naive: lse in double + qsort per row, 1 thread (rows in memory) | %.0f rows/s | 1.0×; %.0f µs CPU/row |\n",
+           naive, cn);
+    printf("| slim_sparsify_row, 1 thread (rows in memory) | %.0f rows/s | %.1f×; %.1f µs CPU/row |\n", one,
+           one / naive, c1);
+    printf("| slim_sparsify_row, 2 threads (rows in memory) | %.0f rows/s | %.1f×; %.1f µs CPU/row |\n", two,
+           two / naive, c2);
+    prepare_cost(rows, V, nrows);
     free(rows);
     fflush(stdout);
 
@@ -262,7 +341,8 @@ int main(int argc, char **argv)
     mkdir(dir, 0755);
     printf("| bench_ingest_e2e (%d OpenMP threads; load average %.1f at start) | figure | ratio / note |\n|---|---|---|\n",
            omp_get_max_threads(), load1());
-    bench_dense(nseq);
-    bench_sparse();
+    const char *only = argc > 3 ? argv[3] : "";  /* "dense" / "sparse": one part, for perf */
+    if (strcmp(only, "sparse")) bench_dense(nseq);
+    if (strcmp(only, "dense")) bench_sparse();
     return 0;
 }

@@ -1,9 +1,10 @@
 /*
  * pipeline.c — files to committed sequences.  Per batch (a few thousand
  * positions of whole sequences): parse, sparsify the dense rows on every core
- * (OpenMP, one workspace per thread), then one writer appends the sequences
- * in input order — ingest-time dedup by exact tokens, prefix sharing — and
- * commits.  The unit of atomicity is a sequence: a bad one stops the run
+ * (OpenMP, one workspace per thread), validate and encode every sequence's
+ * records on every core (slim_seq_prepare, one preparer per thread), then one
+ * writer appends the prepared sequences in input order — ingest-time dedup
+ * by exact tokens, prefix sharing — and commits.  The unit of atomicity is a sequence: a bad one stops the run
  * after the sequences before it are committed (docs/INGEST.md).
  */
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 #include "ingest_src.h"
+#include "vocab.h"
 #include "../train/tokenizer.h"
 
 typedef struct ictx {
@@ -39,6 +41,8 @@ typedef struct ictx {
     uint64_t seen;              /* positions sparsified (sample streams) */
     int64_t *wseq; size_t wseqcap;  /* seq number given to each batch entry, -1 = none */
     slim_sparse_ws **ws; int nws; uint32_t wsV, wscap;
+    slim_preparer **pr; int npr;        /* one per OpenMP thread */
+    slim_prepared **pp[2]; size_t ppn[2];  /* per batch entry, per batch buffer */
     const uint8_t **rows; size_t rowcap;
     int64_t f_added, f_skipped, f_refused;
     int file_ready;             /* dataset checked against this file */
@@ -102,25 +106,8 @@ static int ensure_dataset(ictx *c, const slim_src *s, uint32_t V, int kind)
                                   &c->run);
         if (rc) return store_fail(c, rc, NULL, "cannot record the run");
         c->stats->run_id = c->run;
-        if (c->tok) {
-            uint32_t n = slim_tok_size(c->tok), m = 0;
-            uint32_t *ids = malloc(n * sizeof *ids);
-            const char **pieces = malloc(n * sizeof *pieces);
-            char **own = calloc(n, sizeof *own);
-            rc = ids && pieces && own ? 0 : SLIM_ENOMEM;
-            for (uint32_t i = 0; i < n && !rc; i++) {
-                size_t len;
-                const char *p = slim_tok_piece(c->tok, i, &len);
-                if (!p || memchr(p, 0, len)) continue;  /* NUL-free text only */
-                own[m] = strndup(p, len);
-                if (!own[m]) { rc = SLIM_ENOMEM; break; }
-                ids[m] = i; pieces[m] = own[m]; m++;
-            }
-            if (!rc) rc = slim_write_vocab(c->w, id, m, ids, pieces, c->tokhash);
-            for (uint32_t i = 0; i < m; i++) free(own[i]);
-            free(ids); free(pieces); free(own);
-            if (rc) return store_fail(c, rc, c->o->vocab_path, "cannot import vocabulary");
-        }
+        if (c->tok && (rc = slim_ingest_write_vocab(c->w, id, c->tok, c->tokhash)))
+            return store_fail(c, rc, c->o->vocab_path, "cannot import vocabulary");
     }
     return 0;
 }
@@ -234,6 +221,46 @@ static int sparsify_batch(ictx *c, slim_batch *b, const slim_src *s, uint32_t V,
     return SLIM_EINVAL;
 }
 
+/*
+ * Validate and encode the first nseq sequences of the batch on every core
+ * (slim_seq_prepare), so that the single writer only appends ready records.
+ * A sequence that fails keeps its error in its slim_prepared; the writer
+ * reports it when it reaches it, in input order.
+ */
+static int prepare_batch(ictx *c, int which, slim_batch *b, size_t nseq)
+{
+    int n = omp_get_max_threads();
+    if (!nseq) return 0;
+    if (c->npr < n) {
+        slim_preparer **pr = realloc(c->pr, (size_t)n * sizeof *pr);
+        if (!pr) goto oom;
+        c->pr = pr;
+        for (; c->npr < n; c->npr++)
+            if (slim_preparer_new(&c->pr[c->npr])) goto oom;
+    }
+    if (c->ppn[which] < nseq) {
+        slim_prepared **pp = realloc(c->pp[which], nseq * sizeof *pp);
+        if (!pp) goto oom;
+        c->pp[which] = pp;
+        for (; c->ppn[which] < nseq; c->ppn[which]++)
+            if (slim_prepared_new(&pp[c->ppn[which]])) goto oom;
+    }
+    slim_batch_fix_pointers(b);
+    slim_prepared **pp = c->pp[which];
+    /* whole sequences per task: dense ones are ~100 positions of ~1600
+     * entries each, so one task is a few ms and dynamic balancing is cheap */
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t i = 0; i < nseq; i++) {
+        const slim_iseq *q = &b->seqs[i];
+        slim_seq_prepare(c->pr[omp_get_thread_num()], c->filekind, &c->prec, c->fileV,
+                         b->tokens + q->tok_off, q->T, b->dists + q->dist_off, q->npos, pp[i]);
+    }
+    return 0;
+oom:
+    snprintf(c->err, c->cap, "out of memory");
+    return SLIM_ENOMEM;
+}
+
 /* -------------------------------------------------------------- writer */
 
 static void progress(ictx *c, int final)
@@ -287,7 +314,7 @@ static void check_prefix(ictx *c, slim_batch *b, size_t i, const slim_prefix_ref
     }
 }
 
-static int write_seqs(ictx *c, slim_batch *b, const slim_src *s, size_t nseq)
+static int write_seqs(ictx *c, slim_batch *b, slim_prepared *const *pp, const slim_src *s, size_t nseq)
 {
     if (!nseq) return 0;
     int rc = tx(c);
@@ -322,8 +349,8 @@ static int write_seqs(ictx *c, slim_batch *b, const slim_src *s, size_t nseq)
                 pref = &ref;
             } else if (rc && rc != SLIM_ENOTFOUND) return store_fail(c, rc, s->path, q->where);
         }
-        rc = slim_write_seq(c->w, c->ds, c->run, q->ext_id[0] ? q->ext_id : NULL, tok, q->T,
-                            d, q->npos, pref, &seq);
+        rc = slim_write_prepared(c->w, c->ds, c->run, q->ext_id[0] ? q->ext_id : NULL, pp[i], pref,
+                                 &seq);
         if (rc) {
             c->f_refused++;
             c->stats->refused++;
@@ -345,7 +372,7 @@ static int write_seqs(ictx *c, slim_batch *b, const slim_src *s, size_t nseq)
 
 /* One batch's writes and commit, on the writer thread. */
 typedef struct wjob {
-    ictx *c; const slim_src *s; slim_batch *b; size_t n;
+    ictx *c; const slim_src *s; slim_batch *b; slim_prepared *const *pp; size_t n;
     int rc;
     double t_write, t_commit;
 } wjob;
@@ -354,7 +381,7 @@ static void *write_job(void *arg)
 {
     wjob *j = arg;
     double t0 = now_s();
-    j->rc = write_seqs(j->c, j->b, j->s, j->n);
+    j->rc = write_seqs(j->c, j->b, j->pp, j->s, j->n);
     double t1 = now_s();
     if (!j->rc) j->rc = commit(j->c);
     j->t_write = t1 - t0;
@@ -464,6 +491,7 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt)
          * batch), so its message wins */
         int src = sparsify_batch(c, b, &s, V, &ok);
         if (src) frc = src;
+        if ((src = prepare_batch(c, k ^ 1, b, ok))) { frc = src; ok = 0; }
         c->stats->t_parse += t1 - t0;
         c->stats->t_sparsify += now_s() - t1;
         if (busy) {
@@ -475,7 +503,7 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt)
             progress(c, 0);
         }
         if (frc == SLIM_EINVAL) { c->f_refused++; c->stats->refused++; }  /* the bad unit */
-        job = (wjob){ .c = c, .s = &s, .b = b, .n = ok };
+        job = (wjob){ .c = c, .s = &s, .b = b, .pp = c->pp[k ^ 1], .n = ok };
         if (frc || eof || pthread_create(&th, NULL, write_job, &job)) {
             write_job(&job);
             c->stats->t_write += job.t_write;
@@ -567,6 +595,12 @@ int slim_ingest_files(slim_store *st, const slim_ingest_opts *o, const char *con
     slim_batch_release(&c.bb[1]);
     for (int i = 0; i < c.nws; i++) slim_sparse_ws_free(c.ws[i]);
     free(c.ws);
+    for (int i = 0; i < c.npr; i++) slim_preparer_free(c.pr[i]);
+    free(c.pr);
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < c.ppn[k]; i++) slim_prepared_free(c.pp[k][i]);
+        free(c.pp[k]);
+    }
     free(c.rows);
     free(c.wseq);
     slim_tok_free(c.tok);

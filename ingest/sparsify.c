@@ -5,6 +5,7 @@
  * tens of thousands per second), so nothing here allocates per row.
  */
 #include <errno.h>
+#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 
 
 #define TOPP_DEFAULT_MAX 1024
+/* every SAMPLE_STRIDE-th logit estimates the selection threshold */
+#define SAMPLE_STRIDE 16
 
 struct slim_sparse_ws {
     uint32_t V, cap;
@@ -23,6 +26,8 @@ struct slim_sparse_ws {
     double *cdf;         /* [V] SAMPLE: running probability mass */
     double *u;           /* [cap] SAMPLE: sorted uniforms */
     uint32_t *order;     /* [cap] TOPP: ids sorted by value */
+    float *samp;         /* [V/SAMPLE_STRIDE+1] sampled values (threshold) */
+    uint32_t *sid;       /* [V/SAMPLE_STRIDE+1] */
     const float *sort_x; /* TOPP: row being sorted (qsort has no context) */
 };
 
@@ -126,7 +131,10 @@ slim_sparse_ws *slim_sparse_ws_new(uint32_t V, uint32_t cap)
     ws->cdf = malloc((size_t)V * sizeof(double));
     ws->u = malloc((size_t)ws->cap * sizeof(double));
     ws->order = malloc((size_t)ws->cap * sizeof(uint32_t));
-    if (!ws->row || !ws->cand_id || !ws->cand_key || !ws->bins || !ws->cdf || !ws->u || !ws->order) {
+    ws->samp = malloc(((size_t)V / SAMPLE_STRIDE + 1) * sizeof(float));
+    ws->sid = malloc(((size_t)V / SAMPLE_STRIDE + 1) * sizeof(uint32_t));
+    if (!ws->row || !ws->cand_id || !ws->cand_key || !ws->bins || !ws->cdf || !ws->u || !ws->order ||
+        !ws->samp || !ws->sid) {
         slim_sparse_ws_free(ws);
         return NULL;
     }
@@ -138,6 +146,7 @@ void slim_sparse_ws_free(slim_sparse_ws *ws)
     if (!ws) return;
     free(ws->row); free(ws->cand_id); free(ws->cand_key); free(ws->bins);
     free(ws->cdf); free(ws->u); free(ws->order);
+    free(ws->samp); free(ws->sid);
     free(ws);
 }
 
@@ -215,18 +224,26 @@ VCLONES static float row_max(const float *x, uint32_t V)
     return m;
 }
 
-/* Number of NaN / +Inf values in x[0..V). */
-VCLONES static uint32_t count_nonfinite(const float *x, uint32_t V)
+/* One pass for what every row needs first: the maximum and the number of
+ * NaN / +Inf values in x[0..V) (NaN compares false, so it never becomes
+ * the maximum). */
+VCLONES static uint32_t row_scan(const float *x, uint32_t V, float *max)
 {
     v8i bad = { 0 };
+    v8f mv = VSPLAT(-INFINITY), v;
     uint32_t i = 0, n = 0;
     for (; i + 8 <= V; i += 8) {
-        v8f v;
         VLOAD(v, x + i);
         bad -= (v != v) | (v == VSPLAT(INFINITY));
+        mv = VSEL(v > mv, v, mv);
     }
-    for (int l = 0; l < 8; l++) n += (uint32_t)bad[l];
-    for (; i < V; i++) n += (x[i] != x[i]) | (x[i] == INFINITY);
+    float m = -INFINITY;
+    for (int l = 0; l < 8; l++) { n += (uint32_t)bad[l]; m = mv[l] > m ? mv[l] : m; }
+    for (; i < V; i++) {
+        n += (x[i] != x[i]) | (x[i] == INFINITY);
+        m = x[i] > m ? x[i] : m;
+    }
+    *max = m;
     return n;
 }
 
@@ -307,42 +324,55 @@ VCLONES static void row_bins(const float *x, uint32_t V, float m, int32_t *bins)
 
 /* Radix select among nc candidates (ids in ascending order; their keys are
  * made here): move the `need` largest into ids[*nout...]; ties at the cut
- * go to the lowest ids. */
+ * go to the lowest ids.  Levels of up to 11 bits start at the highest bit
+ * in which the candidates' keys differ (they share the sign and usually the
+ * exponent), so two levels typically finish it. */
 static void radix_resolve(slim_sparse_ws *ws, const float *x, uint32_t nc, uint32_t need,
                           uint32_t *ids, uint32_t *nout)
 {
-    static const int shift[3] = { 21, 10, 0 }, width[3] = { 11, 11, 10 };
     uint32_t hist[2048], above;
-    if (nc > need)
-        for (uint32_t c = 0; c < nc; c++) ws->cand_key[c] = fkey(x[ws->cand_id[c]]);
-    for (int lv = 0; lv < 3 && nc > need; lv++) {
-        uint32_t nb = 1u << width[lv], msk = nb - 1;
-        memset(hist, 0, nb * sizeof hist[0]);
-        for (uint32_t c = 0; c < nc; c++) hist[(ws->cand_key[c] >> shift[lv]) & msk]++;
-        uint32_t cut = hist_cut(hist, nb, need, &above), m = 0;
+    int top = -1;
+    if (nc > need) {
+        uint32_t lo = UINT32_MAX, hi = 0;
         for (uint32_t c = 0; c < nc; c++) {
-            uint32_t b = (ws->cand_key[c] >> shift[lv]) & msk;
-            if (b > cut) ids[(*nout)++] = ws->cand_id[c];
-            else if (b == cut) {
-                ws->cand_id[m] = ws->cand_id[c]; ws->cand_key[m] = ws->cand_key[c]; m++;
-            }
+            uint32_t key = fkey(x[ws->cand_id[c]]);
+            ws->cand_key[c] = key;
+            lo = key < lo ? key : lo;
+            hi = key > hi ? key : hi;
         }
+        top = lo == hi ? -1 : 31 - __builtin_clz(lo ^ hi);
+    }
+    while (top >= 0 && nc > need) {
+        int width = top + 1 < 11 ? top + 1 : 11, shift = top + 1 - width;
+        uint32_t nb = 1u << width, msk = nb - 1;
+        memset(hist, 0, nb * sizeof hist[0]);
+        for (uint32_t c = 0; c < nc; c++) hist[(ws->cand_key[c] >> shift) & msk]++;
+        uint32_t cut = hist_cut(hist, nb, need, &above), m = 0;
+        /* branch-free (winners are random in id order): store always,
+         * advance on the condition.  ids[n] stays below k: the cut bin
+         * still owes at least one winner; m <= c keeps it in place. */
+        uint32_t n = *nout;
+        for (uint32_t c = 0; c < nc; c++) {
+            uint32_t id = ws->cand_id[c], key = ws->cand_key[c], b = (key >> shift) & msk;
+            ids[n] = id;
+            n += b > cut;
+            ws->cand_id[m] = id;
+            ws->cand_key[m] = key;
+            m += b == cut;
+        }
+        *nout = n;
         nc = m;
         need -= above;
+        top = shift - 1;
     }
     /* what is left is all equal (or exactly `need`): lowest ids first */
     for (uint32_t c = 0; c < need && c < nc; c++) ids[(*nout)++] = ws->cand_id[c];
 }
 
-uint32_t slim_select_topk(slim_sparse_ws *ws, const float *x, uint32_t V,
-                          uint32_t k, uint32_t *ids)
+/* Selection by bins below the maximum m (any row; 0 < k < V). */
+static uint32_t select_bins(slim_sparse_ws *ws, const float *x, uint32_t V, uint32_t k,
+                            uint32_t *ids, float m)
 {
-    if (k >= V) {
-        for (uint32_t i = 0; i < V; i++) ids[i] = i;
-        return V;
-    }
-    if (k == 0) return 0;
-    float m = row_max(x, V);
     row_bins(x, V, m, ws->bins);
     /* two interleaved histograms: a run of equal bins does not serialise
      * on one counter */
@@ -374,6 +404,94 @@ uint32_t slim_select_topk(slim_sparse_ws *ws, const float *x, uint32_t V,
     }
     radix_resolve(ws, x, nc, k - cum, ids, &nout);
     return nout;
+}
+
+/* Ids i of x[0..V) with x[i] >= t into out (ascending; out has V slots),
+ * returns how many.  AVX2: compare 8 lanes, compress the winning lane
+ * numbers with a permutation built by pdep/pext from the mask, store all 8
+ * and advance by the popcount — no data-dependent branch.  Baseline: the
+ * same store-always trick one element at a time. */
+__attribute__((target("avx2,bmi2")))
+static uint32_t collect_ge_avx2(const float *x, uint32_t V, float t, uint32_t *out)
+{
+    __m256 tv = _mm256_set1_ps(t);
+    __m256i base = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), eight = _mm256_set1_epi32(8);
+    uint32_t n = 0, i = 0;
+    for (; i + 8 <= V; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        unsigned m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(v, tv, _CMP_GE_OQ));
+        uint64_t bytes = _pdep_u64(m, 0x0101010101010101ull) * 0xFF;
+        uint64_t lanes = _pext_u64(0x0706050403020100ull, bytes);
+        __m256i perm = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)lanes));
+        /* n <= i, so the 8-wide store stays inside out[0..V) */
+        _mm256_storeu_si256((__m256i *)(void *)(out + n), _mm256_permutevar8x32_epi32(base, perm));
+        n += (uint32_t)__builtin_popcount(m);
+        base = _mm256_add_epi32(base, eight);
+    }
+    for (; i < V; i++) { out[n] = i; n += x[i] >= t; }
+    return n;
+}
+
+static uint32_t collect_ge(const float *x, uint32_t V, float t, uint32_t *out)
+{
+    /* libgcc fills the CPU model at load time; reading it is a load + test */
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2"))
+        return collect_ge_avx2(x, V, t, out);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < V; i++) { out[n] = i; n += x[i] >= t; }
+    return n;
+}
+
+/*
+ * Selection by a sampled threshold: the r-th largest of every 16th logit,
+ * r chosen so that the number of logits at or above it exceeds k with a
+ * margin of 3 standard deviations (+5 %); one branch-free pass collects
+ * those candidates and the radix select resolves exactly k among them.  The
+ * result is exact whatever the sample says: when fewer than k logits reach
+ * the threshold (an adversarial row), 0 is returned and the caller falls
+ * back to select_bins.
+ */
+static uint32_t select_sampled(slim_sparse_ws *ws, const float *x, uint32_t V, uint32_t k,
+                               uint32_t *ids)
+{
+    uint32_t ns = 0;
+    for (uint32_t i = 0; i < V; i += SAMPLE_STRIDE) ws->samp[ns++] = x[i];
+    double ks = (double)k * ns / V;
+    uint32_t r = (uint32_t)(ks * 1.05 + 3.0 * sqrt(ks) + 2.0);
+    if (r >= ns) return 0;
+    float sm = -INFINITY;
+    for (uint32_t i = 0; i < ns; i++) sm = ws->samp[i] > sm ? ws->samp[i] : sm;
+    uint32_t got = select_bins(ws, ws->samp, ns, r, ws->sid, sm);
+    float t = INFINITY;
+    for (uint32_t j = 0; j < got; j++) t = ws->samp[ws->sid[j]] < t ? ws->samp[ws->sid[j]] : t;
+    uint32_t nc = collect_ge(x, V, t, ws->cand_id);
+    if (nc < k) return 0;
+    uint32_t nout = 0;
+    radix_resolve(ws, x, nc, k, ids, &nout);
+    return nout;
+}
+
+/* k >= 64 of V >= 4096: the sample holds enough winners to place the
+ * threshold well; smaller cases are cheap with bins anyway. */
+static uint32_t select_topk_m(slim_sparse_ws *ws, const float *x, uint32_t V, uint32_t k,
+                              uint32_t *ids, float m)
+{
+    if (k >= V) {
+        for (uint32_t i = 0; i < V; i++) ids[i] = i;
+        return V;
+    }
+    if (k == 0) return 0;
+    if (V >= 4096 && k >= 64 && k <= V / 4) {
+        uint32_t n = select_sampled(ws, x, V, k, ids);
+        if (n == k) return n;
+    }
+    return select_bins(ws, x, V, k, ids, m);
+}
+
+uint32_t slim_select_topk(slim_sparse_ws *ws, const float *x, uint32_t V,
+                          uint32_t k, uint32_t *ids)
+{
+    return select_topk_m(ws, x, V, k, ids, k && k < V ? row_max(x, V) : 0.0f);
 }
 
 static const float *naive_x;
@@ -466,13 +584,14 @@ int slim_sparsify_row(const slim_sparsifier *s, slim_sparse_ws *ws, const float 
                       uint32_t V, uint64_t stream, slim_dist *out, uint32_t *bad)
 {
     /* NaN and +Inf are refused; -Inf (a masked token) is a valid logit */
-    if (count_nonfinite(x, V)) {
+    float m;
+    if (row_scan(x, V, &m)) {
         for (uint32_t i = 0; i < V; i++)
             if (x[i] != x[i] || x[i] == INFINITY) { *bad = i; break; }
         return SLIM_EINVAL;
     }
-    double lse = slim_logsumexp(x, V);
-    if (lse == -INFINITY) { *bad = 0; return SLIM_EINVAL; }
+    if (m == -INFINITY) { *bad = 0; return SLIM_EINVAL; }
+    double lse = (double)m + log(sum_exp(x, V, m));
     out->lse = (float)lse;
     out->n_samples = 0;
     uint32_t k;
@@ -481,10 +600,10 @@ int slim_sparsify_row(const slim_sparsifier *s, slim_sparse_ws *ws, const float 
         out->k = sample_row(s, ws, x, V, lse, stream, out);
         return 0;
     case SLIM_SP_TOPP: {
-        uint32_t m = slim_select_topk(ws, x, V, slim_sparsifier_cap(s, V), ws->order);
-        sort_by_value(x, ws->order, m);
+        uint32_t n = select_topk_m(ws, x, V, slim_sparsifier_cap(s, V), ws->order, m);
+        sort_by_value(x, ws->order, n);
         double mass = 0;
-        for (k = 0; k < m;) {
+        for (k = 0; k < n;) {
             mass += exp((double)x[ws->order[k]] - lse);
             out->ids[k] = ws->order[k];
             k++;
@@ -493,7 +612,7 @@ int slim_sparsify_row(const slim_sparsifier *s, slim_sparse_ws *ws, const float 
         break;
     }
     default:
-        k = slim_select_topk(ws, x, V, slim_sparsifier_cap(s, V), out->ids);
+        k = select_topk_m(ws, x, V, slim_sparsifier_cap(s, V), out->ids, m);
     }
     for (uint32_t j = 0; j < k; j++) out->vals[j] = x[out->ids[j]];
     out->k = k;

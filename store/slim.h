@@ -314,6 +314,77 @@ int slim_write_seq(slim_writer *w, int64_t dataset, int64_t run_id,
                    const slim_dist *dists, uint32_t npos,
                    const slim_prefix_ref *prefix, int64_t *seq);
 
+/*
+ * Prepared sequences: slim_write_seq split in two so that the expensive half
+ * (validation, record encoding, decode-after-encode and the content hash)
+ * runs on any thread, outside the write transaction, and the single writer
+ * only numbers the sequence, appends the ready records and adds its
+ * metadata rows.  slim_write_seq itself is prepare + write_prepared.
+ *
+ *   per worker thread:  slim_preparer_new(&pr); then per sequence
+ *                       slim_seq_prepare(pr, kind, &prec, V, tokens, T,
+ *                                        dists, npos, p[i]);
+ *   on the writer:      slim_write_prepared(w, ds, run, ext_id, p[i], NULL, &seq);
+ *                       in input order (sequence numbers follow call order).
+ *
+ * A slim_preparer holds one thread's reusable scratch (codec, bitmaps,
+ * decode buffers): one per thread, never shared.  A slim_prepared holds one
+ * sequence's encoded records, reused from sequence to sequence (no
+ * allocation once its buffers have grown).  A slim_prepared may be filled on
+ * one thread and written on another (hand it over with the usual memory
+ * ordering: a mutex, a thread join, an OpenMP barrier).
+ */
+typedef struct slim_preparer slim_preparer;
+typedef struct slim_prepared slim_prepared;
+
+int slim_preparer_new(slim_preparer **out);
+void slim_preparer_free(slim_preparer *pr);
+int slim_prepared_new(slim_prepared **out);
+void slim_prepared_free(slim_prepared *p);
+
+/*
+ * Validate and encode one sequence for a dataset of this kind, precision and
+ * vocabulary size V (those of slim_dataset_info; slim_write_prepared refuses
+ * a prepared sequence whose three differ from the dataset's with
+ * SLIM_EMISMATCH).  The checks are slim_write_seq's; on failure returns
+ * SLIM_EINVAL (or SLIM_ENOMEM, SLIM_ECORRUPT when the codec's output does not
+ * decode) and slim_prepared_errmsg(out) names the position ("position 4: id
+ * 70000 >= vocab size 32000").  Records are encoded as an owner's (from
+ * position 0).  tokens[T] and dists[npos] are borrowed, not copied: they must
+ * stay valid and unchanged until slim_write_prepared with `out` returns
+ * (a prefix reference may make the writer encode them again).  Overwrites
+ * whatever `out` held.  Thread-safe for distinct preparers and outputs.
+ */
+int slim_seq_prepare(slim_preparer *pr, int kind, const slim_precision *prec,
+                     uint32_t V, const uint32_t *tokens, uint32_t T,
+                     const slim_dist *dists, uint32_t npos, slim_prepared *out);
+
+/* The result of the last slim_seq_prepare into p: its return code, and its
+ * message ("" when it succeeded).  Valid until the next prepare into p. */
+int slim_prepared_status(const slim_prepared *p);
+const char *slim_prepared_errmsg(const slim_prepared *p);
+
+/* Stored record bytes and entries of a successfully prepared sequence (as
+ * an owner: before any prefix sharing). */
+int64_t slim_prepared_bytes(const slim_prepared *p);
+int64_t slim_prepared_entries(const slim_prepared *p);
+
+/*
+ * Append a prepared sequence: exactly what slim_write_seq(w, dataset, run_id,
+ * ext_id, tokens, T, dists, npos, prefix, seq) does with the tokens and
+ * distributions p was prepared from — same records, content hash, rows and
+ * errors — but without encoding on this thread.  A p whose preparation failed
+ * returns that failure again (same code, message in slim_errmsg) and changes
+ * nothing.  With a prefix reference, the positions from the (flattened)
+ * reference's len on are encoded again here on the writer (chunks start at
+ * the first owned position), so a sharing sequence costs about what it costs
+ * in slim_write_seq.  p is not changed and may be prepared again once this
+ * returns.
+ */
+int slim_write_prepared(slim_writer *w, int64_t dataset, int64_t run_id,
+                        const char *ext_id, const slim_prepared *p,
+                        const slim_prefix_ref *prefix, int64_t *seq);
+
 /* Find a live sequence in `dataset` with exactly these tokens (ingest-time
  * dedup).  0 and *seq set if found, SLIM_ENOTFOUND otherwise. */
 int slim_write_find_tokens(slim_writer *w, int64_t dataset,

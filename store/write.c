@@ -237,6 +237,8 @@ static void writer_free(slim_writer *w)
     free(w->dbuf);
     free(w->seen);
     free(w->tokbuf);
+    slim_preparer_free(w->pr);
+    slim_prepared_free(w->own);
     if (w->st->lockfd >= 0) flock(w->st->lockfd, LOCK_UN);
     w->st->writer = NULL;
     free(w);

@@ -42,7 +42,56 @@ struct slim_writer {
     uint32_t *tokbuf;
     size_t tokcap;
     char errbuf[256];
+    /* slim_write_seq's own preparation (and re-encoding for a prefix in
+     * slim_write_prepared); made on first use, freed with the writer */
+    struct slim_preparer *pr;
+    struct slim_prepared *own;
 };
+
+/* One encoded chunk of a prepared sequence: bytes buf[off, off+len). */
+typedef struct slim__pchunk {
+    uint32_t first_pos, npos;
+    size_t off, len;
+} slim__pchunk;
+
+struct slim_preparer {
+    slim_codec *codec;
+    uint8_t *seen;           /* bitmap of V bits, all zero between calls */
+    size_t seencap;
+    uint32_t *ids;           /* decode-after-encode scratch */
+    float *vals;
+    size_t cap;
+    slim_dist *dbuf;
+    size_t dcap;
+};
+
+struct slim_prepared {
+    int rc;                  /* result of the last prepare */
+    char err[256];
+    int kind;
+    slim_precision prec;
+    uint32_t V, T, npos;
+    uint32_t from;           /* first encoded position (0 = as an owner) */
+    const uint32_t *tokens;  /* borrowed, [T] */
+    const slim_dist *dists;  /* borrowed, [npos] */
+    uint8_t *buf;            /* the chunks, back to back */
+    size_t bufcap, buflen;
+    slim__pchunk *chunks;
+    size_t nchunks, chunkcap;
+    int64_t entries, bytes;  /* of positions from..npos-1 */
+    int hashed;              /* hash valid: from == 0 */
+    uint8_t hash[16];
+};
+
+/* Prepare positions [from, npos) of a sequence (from > 0: a borrower's own
+ * part; the hash is then left to the writer, which knows the prefix). */
+int slim__prepare(slim_preparer *pr, slim_prepared *out, int kind, const slim_precision *prec,
+                  uint32_t V, const uint32_t *tokens, uint32_t T, const slim_dist *dists,
+                  uint32_t npos, uint32_t from);
+/* Decode every chunk of p (checksums verified) and feed it to h; adds its
+ * entries to *entries.  Message in err on failure. */
+int slim__prepared_feed(slim_preparer *pr, const slim_prepared *p, slim_hasher *h,
+                        int64_t *entries, char *err, size_t cap);
 
 sqlite3_stmt *slim__stmt(slim_writer *w, int idx, const char *sql);
 int slim__step_done(slim_writer *w, sqlite3_stmt *q, const char *what);

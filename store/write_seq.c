@@ -91,72 +91,6 @@ static int load_target(slim_writer *w, int64_t d, int64_t s, target *t, int with
     return rc;
 }
 
-/* ------------------------------------------------------------ validation */
-
-static int check_dist(slim_writer *w, const ds_facts *f, uint32_t i, const slim_dist *d)
-{
-    slim_store *st = w->st;
-    if (d->k > f->V) return slim__err(st, SLIM_EINVAL, "position %u: %u entries > vocab size %u", i, d->k, f->V);
-    if (d->k && (!d->ids || !d->vals)) return slim__err(st, SLIM_EINVAL, "position %u: no ids or values", i);
-    if (isinf(d->lse)) return slim__err(st, SLIM_EINVAL, "position %u: infinite lse", i);
-    if (f->kind == SLIM_KIND_LOGITS && d->n_samples)
-        return slim__err(st, SLIM_EINVAL, "position %u: n_samples %u in a logits dataset", i, d->n_samples);
-    double sum = 0;
-    int rc = 0;
-    uint32_t j;
-    for (j = 0; j < d->k && !rc; j++) {
-        uint32_t id = d->ids[j];
-        float v = d->vals[j];
-        if (id >= f->V) {
-            rc = slim__err(st, SLIM_EINVAL, "position %u: id %u >= vocab size %u", i, id, f->V);
-            break;
-        }
-        if (w->seen[id >> 3] & (1u << (id & 7))) {
-            rc = slim__err(st, SLIM_EINVAL, "position %u: id %u appears twice", i, id);
-            break;
-        }
-        w->seen[id >> 3] |= (uint8_t)(1u << (id & 7));
-        if (isnan(v) || (isinf(v) && v > 0))
-            rc = slim__err(st, SLIM_EINVAL, "position %u: id %u has value %g", i, id, (double)v);
-        else if (f->kind == SLIM_KIND_SAMPLED && (!(v >= 1) || v != floorf(v) || v > 16777216.0f))
-            rc = slim__err(st, SLIM_EINVAL, "position %u: id %u has count %g (need a positive integer)",
-                           i, id, (double)v);
-        sum += v;
-    }
-    for (uint32_t m = 0; m < j && m < d->k; m++)  /* clear only the bits set */
-        if (d->ids[m] < f->V) w->seen[d->ids[m] >> 3] = 0;
-    if (!rc && f->kind == SLIM_KIND_SAMPLED && sum != (double)d->n_samples)
-        rc = slim__err(st, SLIM_EINVAL, "position %u: counts sum to %.0f, not n_samples %u", i, sum,
-                       d->n_samples);
-    return rc;
-}
-
-static int validate(slim_writer *w, const ds_facts *f, const uint32_t *tokens, uint32_t T,
-                    const slim_dist *dists, uint32_t from, uint32_t npos, size_t *entries)
-{
-    slim_store *st = w->st;
-    if (npos > T) return slim__err(st, SLIM_EINVAL, "%u positions for %u tokens", npos, T);
-    if (T && !tokens) return slim__err(st, SLIM_EINVAL, "no tokens");
-    if (npos > from && !dists) return slim__err(st, SLIM_EINVAL, "no distributions");
-    for (uint32_t i = 0; i < T; i++)
-        if (tokens[i] >= f->V)
-            return slim__err(st, SLIM_EINVAL, "token %u at index %u >= vocab size %u", tokens[i], i, f->V);
-    size_t bits = ((size_t)f->V + 7) / 8;
-    if (w->seencap < bits) {
-        free(w->seen);
-        w->seencap = 0;
-        if (!(w->seen = calloc(bits, 1))) return SLIM_ENOMEM;
-        w->seencap = bits;
-    }
-    *entries = 0;
-    for (uint32_t i = from; i < npos; i++) {
-        int rc = check_dist(w, f, i, &dists[i]);
-        if (rc) return rc;
-        *entries += dists[i].k;
-    }
-    return 0;
-}
-
 /* Checks a caller's prefix reference and flattens it to one hop: the target
  * of a stored reference always owns its records from position 0. */
 static int resolve_prefix(slim_writer *w, const ds_facts *f, const slim_prefix_ref *p,
@@ -210,46 +144,6 @@ static int put_chunk(slim_writer *w, int64_t d, int64_t s, uint32_t pos, const u
     if (append) {
         memcpy(w->last, kb, SLIM_KEY_LEN);
         w->have_last = 1;
-    }
-    return 0;
-}
-
-/* Encodes positions [from, npos), stores the chunks, and feeds what a
- * reader will decode (decode after encode) into the content hash. */
-static int write_records(slim_writer *w, const ds_facts *f, int64_t d, int64_t s,
-                         const slim_dist *dists, uint32_t from, uint32_t npos, size_t entries,
-                         slim_hasher *h, int64_t *got_entries, int64_t *bytes)
-{
-    slim_chunk_params par = {f->kind, f->prec, f->V, from, 0};
-    size_t bound = slim_chunk_bound(npos - from, entries);
-    if (slim__grow((void **)&w->enc, &w->enccap, bound, 1)) return SLIM_ENOMEM;
-    for (uint32_t p = from; p < npos;) {
-        size_t len;
-        uint32_t used;
-        par.first_pos = p;
-        int rc = slim_chunk_encode(w->codec, &par, dists + p, npos - p, w->enc, w->enccap, &len, &used);
-        if (rc || used == 0)
-            return slim__err(w->st, rc ? rc : SLIM_ERROR, "position %u: encoding failed: %s", p,
-                             slim_codec_errmsg(w->codec));
-        if ((rc = put_chunk(w, d, s, p, w->enc, len))) return rc;
-        slim_chunk_header hd;
-        if ((rc = slim_chunk_header_read(w->enc, len, 0, &hd)))
-            return slim__err(w->st, SLIM_ECORRUPT, "position %u: codec wrote an unreadable header", p);
-        size_t cap0 = w->cap;
-        if (slim__grow((void **)&w->ids, &w->cap, hd.entries + 1, 4) ||
-            slim__grow((void **)&w->vals, &cap0, w->cap, 4) ||
-            slim__grow((void **)&w->dbuf, &w->dcap, used, sizeof(slim_dist)))
-            return SLIM_ENOMEM;
-        if ((rc = slim_chunk_decode(w->codec, w->enc, len, 0, used, w->dbuf, w->ids, w->vals, w->cap,
-                                    NULL, SLIM_READ_ID_ORDER, 1)))
-            return slim__err(w->st, SLIM_ECORRUPT, "position %u: chunk does not decode after encode: %s",
-                             p, slim_codec_errmsg(w->codec));
-        for (uint32_t j = 0; j < used; j++) {
-            slim__hash_pos(h, &w->dbuf[j]);
-            *got_entries += w->dbuf[j].k;
-        }
-        *bytes += (int64_t)len;
-        p += used;
     }
     return 0;
 }
@@ -328,38 +222,102 @@ static int insert_row(slim_writer *w, const ds_facts *f, const seq_row *r)
     return rc;
 }
 
+/* The writer's own preparer and prepared sequence, made on first use. */
+static int own_prepared(slim_writer *w)
+{
+    if (!w->pr && slim_preparer_new(&w->pr)) return slim__err(w->st, SLIM_ENOMEM, "out of memory");
+    if (!w->own && slim_prepared_new(&w->own)) return slim__err(w->st, SLIM_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* (Re-)prepare positions [from, npos) on the writer thread. */
+static int prepare_here(slim_writer *w, const ds_facts *f, const uint32_t *tokens, uint32_t T,
+                        const slim_dist *dists, uint32_t npos, uint32_t from)
+{
+    int rc = own_prepared(w);
+    if (rc) return rc;
+    rc = slim__prepare(w->pr, w->own, f->kind, &f->prec, f->V, tokens, T, dists, npos, from);
+    return rc ? slim__err(w->st, rc, "%s", w->own->err) : 0;
+}
+
+/* Appends the prepared records under the next sequence number and adds the
+ * rows: the part of an append that must happen in input order. */
+static int append_prepared(slim_writer *w, const ds_facts *f, seq_row *r, const slim_prepared *p)
+{
+    r->s = f->next_seq;
+    r->entries = p->entries;
+    r->bytes = p->bytes;
+    if (p->hashed && r->pfx.len == 0) {
+        memcpy(r->hash, p->hash, 16);
+    } else {
+        /* a borrower: the hash covers the owner's prefix records first */
+        slim_hasher h;
+        int rc = slim__hash_begin(&h, r->tokens, r->T, r->npos);
+        if (rc) return slim__err(w->st, rc, "out of memory");
+        slim_rangeio io = {w->cur, w->codec, &w->gets, w->errbuf, sizeof w->errbuf, NULL};
+        w->errbuf[0] = 0;
+        r->entries = 0;
+        if (r->pfx.len &&
+            (rc = slim__hash_owned(&io, &h, r->pfx.dataset, r->pfx.seq, 0, r->pfx.len, &w->ids, &w->vals,
+                                   &w->cap, &w->dbuf, &w->dcap, &r->entries)))
+            slim__err(w->st, rc, "prefix: %s", w->errbuf);
+        else if ((rc = own_prepared(w)) == 0 &&
+                 (rc = slim__prepared_feed(w->pr, p, &h, &r->entries, w->errbuf, sizeof w->errbuf)))
+            slim__err(w->st, rc, "%s", w->errbuf);
+        slim__hash_end(&h, r->hash);
+        if (rc) return rc;  /* nothing written yet */
+    }
+    /* from here on, a failure leaves the batch half-done: poison it */
+    for (size_t c = 0; c < p->nchunks; c++) {
+        const slim__pchunk *ch = &p->chunks[c];
+        int rc = put_chunk(w, r->d, r->s, ch->first_pos, p->buf + ch->off, ch->len);
+        if (rc) return w->failed = rc;
+    }
+    return insert_row(w, f, r);
+}
+
 int slim_write_seq(slim_writer *w, int64_t dataset, int64_t run_id, const char *ext_id,
                    const uint32_t *tokens, uint32_t T, const slim_dist *dists, uint32_t npos,
                    const slim_prefix_ref *prefix, int64_t *seq)
 {
     ds_facts f;
     seq_row r = {dataset, 0, run_id, ext_id, tokens, T, npos, {-1, -1, 0}, 0, 0, {0}};
-    size_t entries = 0;
     if (w->failed) return slim__err(w->st, w->failed, "the batch already failed; abort it");
     int rc = load_facts(w, dataset, &f);
     if (rc) return rc;
     if (npos > T) return slim__err(w->st, SLIM_EINVAL, "%u positions for %u tokens", npos, T);
     if ((rc = resolve_prefix(w, &f, prefix, tokens, T, npos, &r.pfx))) return rc;
-    if ((rc = validate(w, &f, tokens, T, dists, r.pfx.len, npos, &entries))) return rc;
-    r.s = f.next_seq;
-    /* from here on, a failure leaves the batch half-done: poison it */
-    slim_hasher h;
-    if ((rc = slim__hash_begin(&h, tokens, T, npos))) return rc;
-    if (r.pfx.len) {
-        slim_rangeio io = {w->cur, w->codec, &w->gets, w->errbuf, sizeof w->errbuf, NULL};
-        w->errbuf[0] = 0;
-        rc = slim__hash_owned(&io, &h, r.pfx.dataset, r.pfx.seq, 0, r.pfx.len, &w->ids, &w->vals,
-                              &w->cap, &w->dbuf, &w->dcap, &r.entries);
-        if (rc) {
-            uint8_t junk[16];
-            slim__hash_end(&h, junk);
-            return slim__err(w->st, rc, "prefix: %s", w->errbuf);  /* nothing written yet */
-        }
+    if ((rc = prepare_here(w, &f, tokens, T, dists, npos, r.pfx.len))) return rc;
+    if ((rc = append_prepared(w, &f, &r, w->own))) return rc;
+    if (seq) *seq = r.s;
+    return 0;
+}
+
+static int same_precision(const slim_precision *a, const slim_precision *b)
+{
+    char x[64], y[64];
+    return slim_precision_format(a, x, sizeof x) == 0 && slim_precision_format(b, y, sizeof y) == 0 &&
+           strcmp(x, y) == 0;
+}
+
+int slim_write_prepared(slim_writer *w, int64_t dataset, int64_t run_id, const char *ext_id,
+                        const slim_prepared *p, const slim_prefix_ref *prefix, int64_t *seq)
+{
+    ds_facts f;
+    seq_row r = {dataset, 0, run_id, ext_id, p->tokens, p->T, p->npos, {-1, -1, 0}, 0, 0, {0}};
+    if (w->failed) return slim__err(w->st, w->failed, "the batch already failed; abort it");
+    if (p->rc) return slim__err(w->st, p->rc, "%s", p->err);
+    int rc = load_facts(w, dataset, &f);
+    if (rc) return rc;
+    if (p->kind != f.kind || p->V != f.V || !same_precision(&p->prec, &f.prec))
+        return slim__err(w->st, SLIM_EMISMATCH, "dataset %lld: prepared for another kind, vocab size"
+                         " or precision", (long long)dataset);
+    if ((rc = resolve_prefix(w, &f, prefix, p->tokens, p->T, p->npos, &r.pfx))) return rc;
+    if (r.pfx.len != p->from) {  /* chunks must start at the first owned position */
+        if ((rc = prepare_here(w, &f, p->tokens, p->T, p->dists, p->npos, r.pfx.len))) return rc;
+        p = w->own;
     }
-    rc = write_records(w, &f, dataset, r.s, dists, r.pfx.len, npos, entries, &h, &r.entries, &r.bytes);
-    slim__hash_end(&h, r.hash);
-    if (rc) return w->failed = rc;
-    if ((rc = insert_row(w, &f, &r))) return rc;
+    if ((rc = append_prepared(w, &f, &r, p))) return rc;
     if (seq) *seq = r.s;
     return 0;
 }
