@@ -8,7 +8,8 @@
  *
  * CORPUS (default $SLIM_CORPUS) gives the text: its first 2 MB train a
  * 1024-token BPE and 64 windows of 256 tokens are scored; without one, a
- * synthetic text is used.  Figures: KV-cache inference alone (one thread),
+ * synthetic text is used.  Figures: KV-cache inference alone and the batch
+ * forward of whole windows (one thread, no store, for comparison),
  * scoring end to end with 1 and 2 threads, generating 32 sequences of up to
  * 255 tokens with 1 and 2 threads.  Prints Markdown rows.  Store and files go
  * to $SLIM_TMP (or /tmp).
@@ -121,6 +122,23 @@ static double infer_only(const slim_model_config *cfg, int ntok)
     return ntok / dt;
 }
 
+/* The same model's batch forward (training path, sgemm): what a window
+ * would cost without the KV cache, for comparison. */
+static double forward_only(const slim_model_config *cfg, int reps)
+{
+    slim_model *m;
+    static int32_t t[4096];
+    if (slim_model_new(&m, cfg, 1, cfg->ctx)) die("model", "out of memory");
+    slim_model_init(m, 1);
+    for (int i = 0; i < cfg->ctx; i++) t[i] = (i * 7) % cfg->vocab;
+    slim_model_forward(m, t);  /* warm */
+    double t0 = now_s();
+    for (int r = 0; r < reps; r++) slim_model_forward(m, t);
+    double dt = now_s() - t0;
+    slim_model_free(m);
+    return (double)reps * cfg->ctx / dt;
+}
+
 static void run(slim_store *st, const char *what, const char *ds, int threads, int64_t generate)
 {
     char err[1024];
@@ -128,7 +146,7 @@ static void run(slim_store *st, const char *what, const char *ds, int threads, i
                             .threads = threads, .min_prefix = 0 };  /* no sharing between the runs */
     slim_teacher_opts t = { .model = path("bench.ckpt"), .tokenizer = path("bench.tok"),
                             .text = generate ? NULL : path("bench.txt"), .generate = generate,
-                            .max_tokens = 255 };
+                            .max_tokens = generate ? 255 : 0 };
     slim_ingest_stats s;
     double t0 = now_s();
     if (slim_teacher_ingest(st, &io, &t, &s, err, sizeof err)) die(what, err);
@@ -154,9 +172,12 @@ int main(int argc, char **argv)
     printf("| job | threads | sequences | tokens | seconds | tokens/s |\n|---|---|---|---|---|---|\n");
     omp_set_num_threads(1);
     double r = infer_only(&cfg, 4096);
+    double f = forward_only(&cfg, 8);
     omp_set_num_threads(2);
     printf("| KV-cache inference alone (slim_infer_step) | 1 | - | 4096 | %.2f | %.0f |\n",
            4096 / r, r);
+    printf("| batch forward alone (slim_model_forward, T=%d) | 1 | - | %d | %.2f | %.0f |\n",
+           cfg.ctx, 8 * cfg.ctx, 8 * cfg.ctx / f, f);
     slim_store *st;
     if (slim_store_open(&st, path("store"), SLIM_OPEN_CREATE)) die("store", slim_errmsg(st));
     run(st, "score text", "score1", 1, 0);

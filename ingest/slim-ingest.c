@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 #include "ingest.h"
+#include "teacher.h"
+#include "text.h"
 
 static const char usage_text[] =
     "usage: slim-ingest --dataset D [--teacher NAME] [--vocab-size V] [--vocab tokenizer.json]\n"
@@ -19,7 +21,17 @@ static const char usage_text[] =
     "                   [--temperature T] [--seed N] [--threads N] [--min-prefix N]\n"
     "                   [--max-logprobs K] [--batch-positions N] [--json] [--progress]\n"
     "                   [--store DIR] FILE...\n"
+    "       slim-ingest --dataset D --model CKPT --text FILE [--tokenizer FILE] [options]\n"
+    "       slim-ingest --dataset D --model CKPT --generate N [--prompts FILE] [--max-tokens T]\n"
+    "                   [--top-p P] [--sample-temperature X] [--seed S] [--tokenizer FILE] [options]\n"
+    "       slim-ingest --dataset D --text FILE --tokenizer FILE [--ctx N] [--teacher NAME]\n"
     "\n"
+    "  --model CKPT       the built-in teacher (a slim-train checkpoint): score --text FILE\n"
+    "                     or sample --generate N sequences, storing their sparse logits\n"
+    "  --tokenizer FILE   slim tokenizer file or tokenizer.json (default: the --vocab path)\n"
+    "  --text FILE        without --model: token-only sequences (no distributions, for CE),\n"
+    "                     documents split at blank lines, cut to windows of --ctx N tokens (256)\n"
+    "  --no-bos           generation/scoring: do not start with <|endoftext|>\n"
     "  --sparsify SPEC    topfrac:F (default topfrac:0.05), topk:K, topp:P[,max:K], sample:N\n"
     "  --precision SPEC   logprob:EPS (default logprob:0.01), prob:EPS, lossless\n"
     "  --vocab-size V     the logit width; needed for the first ingest of sparse input\n"
@@ -45,6 +57,35 @@ static unsigned long long num_arg(const char *opt, const char *s, unsigned long 
     unsigned long long v = strtoull(s, &end, 10);
     if (!*s || *end || *s == '-' || v > max) die(2, "invalid %s '%s'", opt, s);
     return v;
+}
+
+static double real_arg(const char *opt, const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || !(v > 0)) die(2, "invalid %s '%s'", opt, s);
+    return v;
+}
+
+/* Which job the flags ask for: files, the teacher, or token-only text. */
+static int check_mode(const slim_ingest_opts *o, const slim_teacher_opts *t, int nfiles)
+{
+    if (t->model) {
+        if (nfiles) die(2, "--model takes no input files (give --text or --generate)");
+        if (!t->text == !t->generate) die(2, "--model needs exactly one of --text and --generate");
+        if (t->top_p > 1) die(2, "invalid --top-p '%g' (0 < P <= 1)", t->top_p);
+        return 1;
+    }
+    if (t->generate || t->prompts || t->max_tokens || t->top_p || t->sample_temperature || t->no_bos)
+        die(2, "--generate, --prompts, --max-tokens, --top-p, --sample-temperature and --no-bos "
+               "need --model");
+    if (t->text) {
+        if (nfiles) die(2, "--text takes no input files");
+        if (o->sparsify) die(2, "--text without --model stores no distributions: --sparsify needs --model");
+        return 2;
+    }
+    if (!nfiles) die(2, "no input files (try --help)");
+    return 0;
 }
 
 static void print_summary(const slim_ingest_opts *o, const slim_ingest_stats *s, int json)
@@ -89,7 +130,9 @@ static char *args_json(int argc, char **argv)
 int main(int argc, char **argv)
 {
     enum { O_TEACHER = 256, O_VSIZE, O_VOCAB, O_SPARSIFY, O_PREC, O_FORMAT, O_TEMP, O_SEED,
-           O_JSON, O_PROGRESS, O_STORE, O_THREADS, O_MINPREFIX, O_MAXLP, O_BATCH, O_VERSION };
+           O_JSON, O_PROGRESS, O_STORE, O_THREADS, O_MINPREFIX, O_MAXLP, O_BATCH, O_VERSION,
+           O_MODEL, O_TEXT, O_GENERATE, O_PROMPTS, O_MAXTOK, O_TOPP, O_STEMP, O_TOKENIZER, O_CTX,
+           O_NOBOS };
     static const struct option opts[] = {
         { "dataset", required_argument, 0, 'd' }, { "teacher", required_argument, 0, O_TEACHER },
         { "vocab-size", required_argument, 0, O_VSIZE }, { "vocab", required_argument, 0, O_VOCAB },
@@ -101,10 +144,19 @@ int main(int argc, char **argv)
         { "min-prefix", required_argument, 0, O_MINPREFIX },
         { "max-logprobs", required_argument, 0, O_MAXLP },
         { "batch-positions", required_argument, 0, O_BATCH },
+        { "model", required_argument, 0, O_MODEL }, { "text", required_argument, 0, O_TEXT },
+        { "generate", required_argument, 0, O_GENERATE },
+        { "prompts", required_argument, 0, O_PROMPTS },
+        { "max-tokens", required_argument, 0, O_MAXTOK }, { "top-p", required_argument, 0, O_TOPP },
+        { "sample-temperature", required_argument, 0, O_STEMP },
+        { "tokenizer", required_argument, 0, O_TOKENIZER }, { "ctx", required_argument, 0, O_CTX },
+        { "no-bos", no_argument, 0, O_NOBOS },
         { "help", no_argument, 0, 'h' }, { "version", no_argument, 0, O_VERSION }, { 0, 0, 0, 0 },
     };
     slim_ingest_opts o = { .temperature = 1.0, .min_prefix = 16, .progress = isatty(2) };
     const char *store = getenv("SLIM_STORE");
+    slim_teacher_opts t = { 0 };
+    uint32_t ctx = 256;
     int json = 0, c;
     char err[1024];
     while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
@@ -142,13 +194,23 @@ int main(int argc, char **argv)
         case O_MINPREFIX: o.min_prefix = (uint32_t)num_arg("--min-prefix", optarg, UINT32_MAX); break;
         case O_MAXLP: o.max_k = (uint32_t)num_arg("--max-logprobs", optarg, UINT32_MAX); break;
         case O_BATCH: o.batch_positions = num_arg("--batch-positions", optarg, 1u << 30); break;
+        case O_MODEL: t.model = optarg; break;
+        case O_TEXT: t.text = optarg; break;
+        case O_GENERATE: t.generate = (int64_t)num_arg("--generate", optarg, INT64_MAX); break;
+        case O_PROMPTS: t.prompts = optarg; break;
+        case O_MAXTOK: t.max_tokens = (uint32_t)num_arg("--max-tokens", optarg, UINT32_MAX); break;
+        case O_TOPP: t.top_p = real_arg("--top-p", optarg); break;
+        case O_STEMP: t.sample_temperature = real_arg("--sample-temperature", optarg); break;
+        case O_TOKENIZER: t.tokenizer = optarg; break;
+        case O_CTX: ctx = (uint32_t)num_arg("--ctx", optarg, 1u << 20); break;
+        case O_NOBOS: t.no_bos = 1; break;
         case 'h': fputs(usage_text, stdout); return 0;
         case O_VERSION: printf("slim-ingest %s\n", SLIM_VERSION_STRING); return 0;
         default: fputs(usage_text, stderr); return 2;
         }
     }
     if (!o.dataset) die(2, "--dataset is required (try --help)");
-    if (optind >= argc) die(2, "no input files (try --help)");
+    int mode = check_mode(&o, &t, argc - optind);
     if (!store || !*store) store = "slim.store";
     if (o.threads) omp_set_num_threads(o.threads);
     char *aj = args_json(argc, argv);
@@ -161,9 +223,14 @@ int main(int argc, char **argv)
         slim_store_close(st);
         die(1, "cannot open store '%s': %s", store, err);
     }
-    slim_ingest_stats s;
-    rc = slim_ingest_files(st, &o, (const char *const *)argv + optind, argc - optind, &s,
-                           err, sizeof err);
+    slim_ingest_stats s = { 0 };
+    if (mode == 1)
+        rc = slim_teacher_ingest(st, &o, &t, &s, err, sizeof err);
+    else if (mode == 2)
+        rc = slim_text_ingest(st, &o, t.tokenizer, t.text, ctx, &s, err, sizeof err);
+    else
+        rc = slim_ingest_files(st, &o, (const char *const *)argv + optind, argc - optind, &s,
+                               err, sizeof err);
     if (rc) {
         fprintf(stderr, "slim-ingest: %s\n", err);
         fprintf(stderr, "slim-ingest: committed %lld new sequences before the error; "

@@ -5,19 +5,21 @@
  * windows to score, or prompts to continue) so that every check happens
  * before the store is touched.  Then, batch after batch: the sequences of
  * the batch are computed on every core (each sequence by one thread, each
- * thread its own cache, workspace and row buffers), and the caller's thread
+ * thread its own cache, workspace and row buffers), then one writer thread
  * writes them in job order — ingest-time dedup by exact tokens, prefix
- * sharing — and commits.  A sequence depends only on the model, its input
- * and (generation) its own generator seeded from (seed, j): never on which
- * thread ran it.
+ * sharing — and commits while the next batch is computed.  A sequence
+ * depends only on the model, its input and (generation) its own generator
+ * seeded from (seed, j): never on which thread ran it.
  */
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "teacher.h"
+#include "vocab.h"
 #include "../train/ckpt.h"
 #include "../train/tokenizer.h"
 
@@ -413,8 +415,9 @@ static void free_threads(tctx *c)
     free(c->th);
 }
 
-/* Slots: enough for every thread, more while the batch fits BATCH_BYTES and
- * about batch_positions positions. */
+/* Slots: two sets (one being computed while the other is written), each
+ * enough for every thread, more while a set fits BATCH_BYTES and about
+ * batch_positions positions. */
 static int alloc_slots(tctx *c)
 {
     size_t per = (size_t)c->ctx * c->capk * 8 + 1;
@@ -423,6 +426,7 @@ static int alloc_slots(tctx *c)
     if (n > BATCH_BYTES / per) n = BATCH_BYTES / per;
     if (n < (size_t)c->nth) n = (size_t)c->nth;
     c->nslots = n;
+    n *= 2;
     c->slots = calloc(n, sizeof *c->slots);
     c->slot_tok = malloc(n * c->ctx * sizeof *c->slot_tok);
     c->slot_dist = malloc(n * c->ctx * sizeof *c->slot_dist);
@@ -439,10 +443,10 @@ static int alloc_slots(tctx *c)
     return 0;
 }
 
-/* Jobs [first, first+n) into slots [0, n), on every thread.  BLAS runs
+/* Jobs [first, first+n) into slots[0, n), on every thread.  BLAS runs
  * single-threaded inside (one sequence per core), which also keeps every
  * matrix-vector product's summation order independent of the thread count. */
-static void compute_batch(tctx *c, int64_t first, size_t n)
+static void compute_batch(tctx *c, tslot *slots, int64_t first, size_t n)
 {
     int nt = (size_t)c->nth < n ? c->nth : (int)n;
 #pragma omp parallel num_threads(nt)
@@ -450,7 +454,7 @@ static void compute_batch(tctx *c, int64_t first, size_t n)
         omp_set_num_threads(1);
         tthread *th = &c->th[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
-        for (size_t i = 0; i < n; i++) run_job(c, th, &c->slots[i], first + (int64_t)i);
+        for (size_t i = 0; i < n; i++) run_job(c, th, &slots[i], first + (int64_t)i);
     }
 }
 
@@ -464,25 +468,7 @@ static int store_fail(tctx *c, int rc, const char *what)
 
 static int import_vocab(tctx *c)
 {
-    uint32_t n = slim_tok_size(c->tok), m = 0;
-    uint32_t *ids = malloc((n + 1) * sizeof *ids);
-    const char **pieces = malloc((n + 1) * sizeof *pieces);
-    char **own = calloc(n + 1, sizeof *own);
-    int rc = ids && pieces && own ? 0 : SLIM_ENOMEM;
-    for (uint32_t i = 0; i < n && !rc; i++) {
-        size_t len;
-        const char *p = slim_tok_piece(c->tok, i, &len);
-        if (!p || memchr(p, 0, len)) continue;  /* the table holds NUL-free text */
-        if (!(own[m] = strndup(p, len))) { rc = SLIM_ENOMEM; break; }
-        ids[m] = i;
-        pieces[m] = own[m];
-        m++;
-    }
-    if (!rc) rc = slim_write_vocab(c->w, c->ds, m, ids, pieces, c->tokhash);
-    for (uint32_t i = 0; i < m; i++) free(own[i]);
-    free(ids);
-    free(pieces);
-    free(own);
+    int rc = slim_ingest_write_vocab(c->w, c->ds, c->tok, c->tokhash);
     return rc ? store_fail(c, rc, "cannot record the tokenizer's vocabulary") : 0;
 }
 
@@ -552,46 +538,87 @@ static void progress(tctx *c, int64_t done, int final)
             final ? "\n" : "");
 }
 
-/* Compute, write and commit every batch. */
+/* One batch's writes and commit (on the writer thread): jobs [first, +n)
+ * from slots[0, n).  Only this thread touches the writer, the run and the
+ * counters while it runs. */
+typedef struct wjob {
+    tctx *c;
+    tslot *slots;
+    int64_t first;
+    size_t n;
+    int rc;
+} wjob;
+
+static int write_batch(tctx *c, tslot *slots, int64_t first, size_t n)
+{
+    double t1 = now_s();
+    int rc = slim_write_begin(c->st, &c->w);
+    if (rc) {
+        c->w = NULL;
+        return store_fail(c, rc, "cannot start writing");
+    }
+    int fresh = !c->run;
+    if (fresh && (rc = begin_run(c))) {
+        slim_write_abort(c->w);  /* refused before anything was written */
+        c->w = NULL;
+        c->run = c->stats->run_id = 0;
+        return rc;
+    }
+    for (size_t i = 0; i < n && !rc; i++) rc = write_slot(c, &slots[i], first + (int64_t)i);
+    double t2 = now_s();
+    /* after a refused sequence the ones before it are still committed
+     * (docs/TEACHER.md); after a store failure the commit fails too */
+    int crc = slim_write_commit(c->w);
+    c->w = NULL;
+    if (crc) {
+        c->stats->added = c->stats->committed_added;
+        if (fresh) c->run = c->stats->run_id = 0;
+        return rc ? rc : store_fail(c, crc, "commit failed");
+    }
+    c->stats->committed_added = c->stats->added;
+    c->stats->t_write += t2 - t1;
+    c->stats->t_commit += now_s() - t2;
+    return rc;
+}
+
+static void *write_job(void *arg)
+{
+    wjob *j = arg;
+    j->rc = write_batch(j->c, j->slots, j->first, j->n);
+    return NULL;
+}
+
+/* Compute every batch; batch i is written and committed on a second thread
+ * while batch i+1 is computed, in job order all the same. */
 static int run_batches(tctx *c)
 {
-    int rc = 0;
-    for (int64_t first = 0; first < c->njobs && !rc;) {
+    int rc = 0, busy = 0, k = 0;
+    pthread_t th;
+    wjob job = { 0 };
+    for (int64_t first = 0; first < c->njobs;) {
         size_t n = c->nslots;
         if ((int64_t)n > c->njobs - first) n = (size_t)(c->njobs - first);
+        tslot *slots = c->slots + (size_t)k * c->nslots;
+        k ^= 1;
         double t0 = now_s();
-        compute_batch(c, first, n);
-        double t1 = now_s();
-        if ((rc = slim_write_begin(c->st, &c->w))) {
-            c->w = NULL;
-            return store_fail(c, rc, "cannot start writing");
+        compute_batch(c, slots, first, n);
+        c->stats->t_sparsify += now_s() - t0;
+        if (busy) {
+            pthread_join(th, NULL);
+            busy = 0;
+            if ((rc = job.rc)) break;
+            progress(c, first, 0);
         }
-        int fresh = !c->run;
-        if (fresh && (rc = begin_run(c))) {
-            slim_write_abort(c->w);  /* refused before anything was written */
-            c->w = NULL;
-            c->run = c->stats->run_id = 0;
-            return rc;
-        }
-        for (size_t i = 0; i < n && !rc; i++) rc = write_slot(c, &c->slots[i], first + (int64_t)i);
-        double t2 = now_s();
-        /* after a refused sequence the ones before it are still committed
-         * (docs/TEACHER.md); after a store failure the commit fails too */
-        int crc = slim_write_commit(c->w);
-        c->w = NULL;
-        if (crc) {
-            c->stats->added = c->stats->committed_added;
-            if (fresh) c->run = c->stats->run_id = 0;
-            if (!rc) rc = store_fail(c, crc, "commit failed");
-            return rc;
-        }
-        c->stats->committed_added = c->stats->added;
-        if (rc) return rc;
-        c->stats->t_sparsify += t1 - t0;
-        c->stats->t_write += t2 - t1;
-        c->stats->t_commit += now_s() - t2;
+        job = (wjob){ .c = c, .slots = slots, .first = first, .n = n };
         first += (int64_t)n;
-        progress(c, first, 0);
+        if (first >= c->njobs || pthread_create(&th, NULL, write_job, &job)) {
+            write_job(&job);
+            if ((rc = job.rc)) break;
+        } else busy = 1;
+    }
+    if (busy) {
+        pthread_join(th, NULL);
+        rc = job.rc;
     }
     return rc;
 }
@@ -633,6 +660,11 @@ static int check_options(tctx *c)
     }
     if (!t->text == !t->generate || t->generate < 0) {
         snprintf(c->err, c->cap, "give either a text to score or a number of sequences to generate");
+        return SLIM_EINVAL;
+    }
+    if (t->text && (t->prompts || t->max_tokens || t->top_p > 0 || t->sample_temperature > 0)) {
+        snprintf(c->err, c->cap, "prompts, max tokens, top-p and sample temperature apply to "
+                 "generation only");
         return SLIM_EINVAL;
     }
     c->tau = io->temperature > 0 ? io->temperature : 1.0;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../ingest/teacher.h"
 #include "../train/ckpt.h"
@@ -78,6 +79,20 @@ static void setup(void)
     size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
     if (f) fclose(f);
     write_file(path("trunc.ckpt"), buf, n / 2);
+    /* a model whose embedding of byte 'Z' (absent from the tokenizer's
+     * training text, so never merged) is NaN: any sequence holding it fails */
+    float *row = ref->p.wte + (size_t)'Z' * cfg.dim;
+    float keep[64];
+    memcpy(keep, row, cfg.dim * sizeof *row);
+    for (int i = 0; i < cfg.dim; i++) row[i] = NAN;
+    if (slim_ckpt_write(path("nan.ckpt"), &cfg, ref->params, NULL, NULL, &s, "vocab=320\n", NULL,
+                        err, sizeof err)) {
+        printf("FAIL setup: %s\n", err);
+        exit(1);
+    }
+    memcpy(row, keep, cfg.dim * sizeof *row);
+    static const char nan_text[] = "In the beginning.\n\nThe quick fox.\n\nA Zebra.\n\nThe end.\n";
+    write_file(path("nan.txt"), nan_text, sizeof nan_text - 1);
     size_t tl = strlen(TEXT);
     char *corpus = malloc(tl * 20 + 1);
     for (int i = 0; i < 20; i++) memcpy(corpus + i * tl, TEXT, tl);
@@ -105,6 +120,7 @@ typedef struct run {
     int threads;
     int64_t generate;
     uint32_t max_tokens, min_prefix;
+    size_t batch_positions;
     uint64_t seed;
 } run;
 
@@ -114,7 +130,7 @@ static int ingest(slim_store *st, const run *r, slim_ingest_stats *s, char *err,
         .dataset = r->dataset, .teacher = r->teacher ? r->teacher : "tiny",
         .sparsify = r->sparsify ? r->sparsify : "topk:8", .precision = "lossless",
         .temperature = r->temperature, .seed = r->seed, .threads = r->threads ? r->threads : 2,
-        .min_prefix = r->min_prefix,
+        .min_prefix = r->min_prefix, .batch_positions = r->batch_positions,
     };
     slim_teacher_opts t = {
         .model = r->model ? r->model : path("teacher.ckpt"),
@@ -359,6 +375,55 @@ static void test_generate(slim_store *st)
     CHECK(d == 0 || d == -1, "seed 7 and seed 8 gave the same sequences");
     TAP_END();
 
+    TAP_BEGIN("teacher_generate_tokens_independent_of_sparsifier");
+    /* the demo ingests each generation twice (topfrac and sample:N) and
+     * relies on the same seed giving the same tokens */
+    run rs = g;
+    rs.dataset = "g-rs";
+    rs.seed = 7;
+    rs.sparsify = "sample:16";
+    rc = ingest(st, &rs, &s, err, sizeof err);
+    CHECK(rc == 0, "generate: %s", err);
+    slim_dataset_info da, db;
+    CHECK(slim_dataset_get(st, "g1", &da) == 0 && slim_dataset_get(st, "g-rs", &db) == 0 &&
+          da.next_seq == db.next_seq && db.kind == SLIM_KIND_SAMPLED, "datasets");
+    CHECK(slim_read_begin(st, &rd) == 0, "read");
+    for (int64_t q = 0; q < da.next_seq && !tap_case_failed_; q++) {
+        uint32_t ta[CTX], tb[CTX], Ta, Tb;
+        CHECK(slim_read_tokens(rd, da.id, q, ta, CTX, &Ta) == 0 &&
+              slim_read_tokens(rd, db.id, q, tb, CTX, &Tb) == 0, "tokens");
+        CHECK(Ta == Tb && !memcmp(ta, tb, Ta * sizeof *ta), "seq %lld: tokens differ", (long long)q);
+    }
+    slim_read_end(rd);
+    TAP_END();
+
+    TAP_BEGIN("teacher_generate_top_p_tiny_is_greedy");
+    /* top-p 1e-9 keeps only the most probable token: every sampled token is
+     * the top-1 of the distribution stored at the position before it */
+    run gr = { .dataset = "greedy", .generate = 4, .prompts = path("prompts.txt"), .max_tokens = 20,
+               .top_p = 1e-9, .seed = 3 };
+    rc = ingest(st, &gr, &s, err, sizeof err);
+    CHECK(rc == 0, "generate: %s", err);
+    CHECK(s.added == 2 && s.skipped == 2, "added %lld skipped %lld: greedy is seed-independent",
+          (long long)s.added, (long long)s.skipped);
+    CHECK(slim_dataset_get(st, "greedy", &di) == 0 && slim_read_begin(st, &rd) == 0, "read");
+    int sampled = 0;
+    for (int64_t q = 0; q < di.next_seq && !tap_case_failed_; q++) {
+        static uint32_t t[CTX], ids[CTX * K];
+        static float vals[CTX * K];
+        slim_dist dd[CTX];
+        uint32_t T;
+        CHECK(slim_read_tokens(rd, di.id, q, t, CTX, &T) == 0 &&
+              slim_read_positions(rd, di.id, q, 0, T, dd, ids, vals, CTX * K, NULL, 0) == 0, "read");
+        size_t np = q % 2 ? n1 : n0;
+        for (uint32_t i = (uint32_t)np; i + 1 < T && !tap_case_failed_; i++, sampled++)
+            CHECK(dd[i].ids[0] == t[i + 1], "seq %lld pos %u: sampled %u, top-1 %u", (long long)q, i,
+                  t[i + 1], dd[i].ids[0]);
+    }
+    slim_read_end(rd);
+    CHECK(sampled >= 10, "only %d sampled tokens", sampled);
+    TAP_END();
+
     TAP_BEGIN("teacher_generate_from_endoftext");
     run e = { .dataset = "g4", .generate = 3, .max_tokens = 40, .seed = 1 };
     rc = ingest(st, &e, &s, err, sizeof err);
@@ -385,6 +450,25 @@ static void expect_refused(slim_store *st, const char *name, run *r, const char 
     CHECK(strcmp(r->dataset, "score") == 0 || slim_dataset_get(st, r->dataset, &b) == SLIM_ENOTFOUND,
           "dataset '%s' created", r->dataset);
     CHECK(count_runs(st) == runs, "a run was recorded");
+    TAP_END();
+}
+
+static void test_refused_midway(slim_store *st)
+{
+    TAP_BEGIN("teacher_bad_sequence_keeps_earlier_batches");
+    /* batches of 2 windows (ctx 32, 32 positions): the third window holds
+     * 'Z', whose embedding is NaN; the first batch stays committed */
+    char err[1024];
+    slim_ingest_stats s;
+    run r = { .dataset = "nanrun", .teacher = "tiny-nan", .model = path("nan.ckpt"),
+              .text = path("nan.txt"), .batch_positions = 32 };
+    int rc = ingest(st, &r, &s, err, sizeof err);
+    CHECK(rc == SLIM_EINVAL, "rc %d: %s", rc, err);
+    CHECK(strstr(err, "sequence 2") && strstr(err, "not finite"), "message '%s'", err);
+    slim_dataset_info di;
+    CHECK(slim_dataset_get(st, "nanrun", &di) == 0 && di.sequences == 2 && s.committed_added == 2,
+          "%lld sequences kept, committed_added %lld", (long long)di.sequences,
+          (long long)s.committed_added);
     TAP_END();
 }
 
@@ -416,7 +500,9 @@ int main(void)
     snprintf(tmpdir, sizeof tmpdir, "%s", t && *t ? t : "/tmp");
     setup();
     slim_store *st;
-    if (slim_store_open(&st, path("store"), SLIM_OPEN_CREATE)) {
+    char name[64];
+    snprintf(name, sizeof name, "store.%d", (int)getpid());  /* fresh even in a reused dir */
+    if (slim_store_open(&st, path(name), SLIM_OPEN_CREATE)) {
         printf("FAIL open: %s\n", st ? slim_errmsg(st) : "no memory");
         return 1;
     }
@@ -424,6 +510,7 @@ int main(void)
     test_threads(st);
     test_generate(st);
     test_bad(st);
+    test_refused_midway(st);
     TAP_BEGIN("teacher_store_verifies");
     int64_t problems = -1;
     CHECK(slim_store_verify(st, show_problem, NULL, &problems) == 0 && problems == 0, "%lld problems",

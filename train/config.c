@@ -41,6 +41,9 @@ static const key keys[] = {
     {"steps", K_I64, F(steps), 0},           {"threads", K_INT, F(threads), 0},
     {"log-every", K_INT, F(log_every), 0},   {"eval-every", K_INT, F(eval_every), 0},
     {"ckpt-every", K_INT, F(ckpt_every), 0},
+    /* 2 = in the config text only when set, so checkpoints trained on the
+     * whole split keep their hash, and --resume restores (and checks) it */
+    {"train-limit", K_I64, F(train_limit), 2},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -152,8 +155,10 @@ int slim_train_config_check(slim_train_config *c, char *err, size_t cap)
     else if (!(c->loss.tau > 0) || !isfinite(c->loss.tau)) why = "temperature must be positive";
     else if (!(c->loss.alpha >= 0 && c->loss.alpha <= 1)) why = "kd-weight must be in [0, 1]";
     else if (c->threads < 0) why = "threads must not be negative";
-    else if (c->log_every < 0 || c->eval_every < 0 || c->ckpt_every < 0 || c->stop_after < 0)
-        why = "--log-every, --eval-every, --ckpt-every and --stop-after must not be negative";
+    else if (c->log_every < 0 || c->eval_every < 0 || c->ckpt_every < 0 || c->stop_after < 0 ||
+             c->train_limit < 0)
+        why = "--log-every, --eval-every, --ckpt-every, --stop-after and --train-limit must not "
+              "be negative";
     if (why) { snprintf(err, cap, "%s", why); return -1; }
     int v = c->model.vocab;
     if (!v) c->model.vocab = 2;  /* vocabulary unknown yet: check the rest */
@@ -185,6 +190,7 @@ char *slim_train_config_text(const slim_train_config *c)
     for (size_t i = 0; i < NKEYS; i++) {
         if (!keys[i].in_text) continue;
         format_value(c, &keys[i], v, sizeof v);
+        if (keys[i].in_text == 2 && !strcmp(v, "0")) continue;
         n += snprintf(s + n, cap - n, "%s=%s\n", keys[i].name, v);
     }
     return s;

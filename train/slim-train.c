@@ -4,6 +4,7 @@
  * work is in libslimtrain (trainer.h).
  */
 #include "../train/storesrc.h"
+#include "../train/tokenizer.h"
 #include "../train/trainer.h"
 #include "slim.h"
 
@@ -38,6 +39,7 @@ static void die(int code, const char *fmt, ...)
 static const char usage_text[] =
     "usage: slim-train --snapshot S --out CKPT [options]\n"
     "       slim-train eval --snapshot S --ckpt CKPT [--split valid|train] [--json|--csv]\n"
+    "       slim-train tokenizer --corpus FILE --vocab-size N --out FILE [--hf-json FILE]\n"
     "\n"
     "  --store DIR          the store (default $SLIM_STORE or ./slim.store)\n"
     "  --preset NAME        tiny | small | base (default small)\n"
@@ -53,6 +55,7 @@ static const char usage_text[] =
     "  --layers --dim --heads --ctx --ffn --tie/--no-tie      model shape\n"
     "  --lr --lr-min --warmup --wd --clip --beta1 --beta2 --eps --batch --accum\n"
     "  --log-every N --eval-every N --ckpt-every N --stop-after N\n"
+    "  --train-limit N      train on the first N train-split members only (snapshot order)\n"
     "  --json               metrics as JSON Lines on stdout\n"
     "  --progress           progress on stderr even when it is not a terminal\n"
     "  --verbose            print the BLAS variant and threads\n"
@@ -65,6 +68,7 @@ static const char *const key_opts[] = {
     "layers", "dim", "heads", "ctx", "ffn", "rope-theta", "norm-eps", "loss", "tail", "kd-weight",
     "temperature", "slim-weight", "batch", "accum", "lr", "lr-min", "warmup", "wd", "clip",
     "beta1", "beta2", "eps", "seed", "steps", "threads", "log-every", "eval-every", "ckpt-every",
+    "train-limit",
 };
 #define NKEYOPTS (int)(sizeof key_opts / sizeof key_opts[0])
 
@@ -514,6 +518,10 @@ static int train_main(int argc, char **argv)
         (rc = slim_storesrc_new(&va, st, snap, SLIM_SPLIT_VALID, err, sizeof err)))
         die(1, "%s", err);
     if (!tr.n) die(1, "snapshot '%s' has no training sequences", o.snapshot);
+    if (c.train_limit > 0 && (uint64_t)c.train_limit > tr.n)
+        die(1, "--train-limit %lld: snapshot '%s' has only %zu training sequences",
+            (long long)c.train_limit, o.snapshot, (size_t)tr.n);
+    slim_storesrc_limit(&tr, (size_t)c.train_limit);
     if (c.eval_every && !va.n)
         fprintf(stderr, "%s: warning: snapshot '%s' has no valid split; --eval-every ignored\n",
                 prog, o.snapshot);
@@ -625,6 +633,76 @@ static int eval_main(int argc, char **argv)
     return rec_rc ? 1 : 0;
 }
 
+/* ------------------------------------------------------------- tokenizer */
+
+static const char tok_usage[] =
+    "usage: slim-train tokenizer --corpus FILE --vocab-size N --out FILE [--hf-json FILE]\n"
+    "  train slim's byte-level BPE (ids 0..255 bytes, then merges, then <|endoftext|>)\n"
+    "  on FILE and save it in slim's format (--hf-json: also as a tokenizer.json)\n";
+
+static char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) die(1, "cannot open '%s': %s", path, strerror(errno));
+    size_t cap = 1 << 20, len = 0, r;
+    char *b = malloc(cap);
+    while (b && (r = fread(b + len, 1, cap - len, f)) > 0)
+        if ((len += r) == cap) {
+            char *nb = realloc(b, cap *= 2);
+            if (!nb) free(b);
+            b = nb;
+        }
+    if (!b) die(1, "out of memory reading '%s'", path);
+    if (ferror(f)) die(1, "cannot read '%s': %s", path, strerror(errno));
+    fclose(f);
+    *n = len;
+    return b;
+}
+
+static int tokenizer_main(int argc, char **argv)
+{
+    prog = "slim-train tokenizer";
+    static const struct option lo[] = {
+        {"corpus", 1, NULL, 'c'}, {"vocab-size", 1, NULL, 'v'}, {"out", 1, NULL, 'o'},
+        {"hf-json", 1, NULL, 'j'}, {"help", 0, NULL, 'h'}, {"version", 0, NULL, 'V'}, {0, 0, 0, 0},
+    };
+    const char *corpus = NULL, *out = NULL, *hf = NULL;
+    long vs = 0;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        char *e;
+        switch (c) {
+        case 'c': corpus = optarg; break;
+        case 'o': out = optarg; break;
+        case 'j': hf = optarg; break;
+        case 'v':
+            vs = strtol(optarg, &e, 10);
+            if (*e || e == optarg || vs < 257 || vs > (1L << 24))
+                die(2, "bad value '%s' for --vocab-size (257 .. 16777216)", optarg);
+            break;
+        case 'h': fputs(tok_usage, stdout); exit(fflush(stdout) ? 1 : 0);
+        case 'V': printf("slim-train %s\n", SLIM_VERSION_STRING); exit(fflush(stdout) ? 1 : 0);
+        default: die(2, "unknown option or missing value '%s' (see --help)", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) die(2, "unexpected argument '%s' (see --help)", argv[optind]);
+    if (!corpus || !out || !vs) die(2, "--corpus, --vocab-size and --out are required (see --help)");
+    size_t n;
+    char *text = slurp(corpus, &n), err[512];
+    slim_tok *t = NULL;
+    if (slim_tok_train(text, n, (uint32_t)vs, NULL, 0, &t, err, sizeof err)) die(1, "%s", err);
+    free(text);
+    if (slim_tok_save(t, out, err, sizeof err)) die(1, "%s", err);
+    if (hf && slim_tok_save_hf(t, hf, err, sizeof err)) die(1, "%s", err);
+    char hash[65];
+    slim_tok_hash(t, hash);
+    printf("%s: %u tokens (%u merges), sha256 %s\n", out, slim_tok_size(t), slim_tok_merges(t), hash);
+    slim_tok_free(t);
+    if (fflush(stdout) || ferror(stdout)) die(1, "cannot write the output: %s", strerror(errno));
+    return 0;
+}
+
 /* Is argv[i] the subcommand "eval" (and not the value of an option)? */
 static int is_subcommand(char **argv, int i)
 {
@@ -640,6 +718,7 @@ static int is_subcommand(char **argv, int i)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "tokenizer")) return tokenizer_main(argc - 1, argv + 1);
     for (int i = 1; i < argc; i++)
         if (is_subcommand(argv, i)) {
             memmove(argv + i, argv + i + 1, (size_t)(argc - i) * sizeof *argv);

@@ -145,3 +145,11 @@ void slim_storesrc_free(slim_tsrc *src)
     free(s);
     src->ctx = NULL;
 }
+
+void slim_storesrc_limit(slim_tsrc *src, size_t n)
+{
+    storesrc *s = src ? src->ctx : NULL;
+    if (!s || !n || n >= s->n) return;
+    s->n = n;
+    src->n = n;
+}

@@ -15,4 +15,9 @@ int slim_storesrc_new(slim_tsrc *out, slim_store *st, const slim_snapshot *snap,
                       char *err, size_t cap);
 void slim_storesrc_free(slim_tsrc *src);
 
+/* Keep only the first n members (in snapshot order) of a source made by
+ * slim_storesrc_new: slim-train --train-limit, so one snapshot serves several
+ * data sizes with the same held-out split.  n = 0 or n >= src->n keeps all. */
+void slim_storesrc_limit(slim_tsrc *src, size_t n);
+
 #endif

@@ -22,6 +22,7 @@ typedef struct slim_train_config {
     int threads;
     int log_every, eval_every, ckpt_every;
     int64_t stop_after;        /* stop after this many steps in this invocation (0 = no) */
+    int64_t train_limit;       /* use only the first N train-split members (0 = all) */
 } slim_train_config;
 
 /* Defaults of a preset ("tiny", "small", "base"); -1 on an unknown name. */
