@@ -56,6 +56,8 @@ BENCHES := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 EXT := $(if $(wildcard query/ext_*.c),$(B)/slimext.so)
 
 .PHONY: all deps test asan bench demo fuzz install clean tools tests benches check-blas
+# keep objects that pattern-rule chains would otherwise delete as intermediates
+.SECONDARY:
 all: tools tests $(EXT)
 tools: $(TOOLS)
 tests: $(TESTS)

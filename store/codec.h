@@ -66,7 +66,9 @@ int slim_chunk_header_read(const uint8_t *src, size_t len, int check,
  * (the store verifies on every read).  Values come back as the stored
  * representation reconstructed to float: logits (or log-probs, lse = 0) for
  * LOGITS, counts for SAMPLED.  flags: SLIM_READ_ID_ORDER.  Returns 0,
- * SLIM_ERANGE (*need set), or SLIM_ECORRUPT.
+ * SLIM_ERANGE (*need set), SLIM_ECORRUPT, or SLIM_EINVAL when [i, i+n) is
+ * not inside the chunk.  *need (when not NULL) gets the entries of the range
+ * on success too.
  */
 int slim_chunk_decode(slim_codec *c, const uint8_t *src, size_t len,
                       uint32_t i, uint32_t n, slim_dist *out, uint32_t *ids,
@@ -84,7 +86,7 @@ typedef struct slim_codec_stats {
     uint64_t raw_bits;       /* uncoded low bits of bucketed integers, lse */
     size_t header_bytes;     /* fixed header + k table + frame lengths */
     size_t table_bytes;      /* frequency tables */
-    size_t frame_bytes;      /* rANS frames (incl. 8 bytes of states each) */
+    size_t frame_bytes;      /* rANS frames (incl. 16 bytes of states + split each) */
     uint32_t nframes;
 } slim_codec_stats;
 void slim_codec_last_stats(const slim_codec *c, slim_codec_stats *out);

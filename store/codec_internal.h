@@ -113,9 +113,12 @@ static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 /* order-preserving map of float bits to unsigned (total order, -0 < +0) */
 static inline uint32_t ford(uint32_t u) { return (u & 0x80000000u) ? ~u : (u | 0x80000000u); }
 static inline uint32_t funord(uint32_t o) { return (o & 0x80000000u) ? (o & 0x7fffffffu) : ~o; }
+/* min(bitlen(x) >> CTX_SHIFT, NCTX - 1); x | 1 spares the x == 0 test
+ * (bitlen 0 and 1 share a context when CTX_SHIFT >= 1). */
+_Static_assert(CTX_SHIFT >= 1, "ctx_of relies on bitlen(0) and bitlen(1) sharing a context");
 static inline unsigned ctx_of(uint32_t x)
 {
-    unsigned cx = bitlen(x) >> CTX_SHIFT;
+    unsigned cx = (32 - (unsigned)__builtin_clz(x | 1)) >> CTX_SHIFT;
     return cx < NCTX ? cx : NCTX - 1;
 }
 

@@ -10,8 +10,9 @@
  *     are far more often in the top set than high ids.
  *   - Per position, a sparse random set of 4..64 "context" tokens is boosted
  *     by U(2, 12) nats (half of them drawn log-uniformly over the id range,
- *     i.e. topic words of every frequency, half uniformly), and one of them
- *     becomes a strong favourite with probability 1/3 (peaked positions).
+ *     i.e. topic words of every frequency, half uniformly); with probability
+ *     1/3 one more token (log-uniform id) gets +12 nats, a strong favourite
+ *     (peaked positions).
  *   - Every token gets an approximately normal noise of sd 1.0 (the sum of
  *     four uniforms), so top sets differ from position to position.
  *   - A per-position inverse temperature  b = exp(U(-0.7, 1.0))  scales the
