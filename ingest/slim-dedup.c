@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "slim_tool.h"
 #include "ingest.h"
 
 static const char usage_text[] =
@@ -17,20 +18,10 @@ static const char usage_text[] =
     "  --dry-run   report, change nothing\n"
     "See docs/INGEST.md, \"Deduplication\".\n";
 
-static void die(int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
-static void die(int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("slim-dedup: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(code);
-}
 
 int main(int argc, char **argv)
 {
+    slim_tool_init("slim-dedup");
     enum { O_ACROSS = 256, O_DRY, O_JSON, O_STORE, O_VERSION };
     static const struct option opts[] = {
         { "dataset", required_argument, 0, 'd' }, { "across", no_argument, 0, O_ACROSS },
@@ -52,8 +43,8 @@ int main(int argc, char **argv)
         default: fputs(usage_text, stderr); return 2;
         }
     }
-    if (!dataset) die(2, "--dataset is required (try --help)");
-    if (optind < argc) die(2, "unexpected argument '%s' (try --help)", argv[optind]);
+    if (!dataset) slim_die(2, "--dataset is required (try --help)");
+    if (optind < argc) slim_die(2, "unexpected argument '%s' (try --help)", argv[optind]);
     if (!store || !*store) store = "slim.store";
     slim_store *st;
     char err[1024] = "";
@@ -61,12 +52,12 @@ int main(int argc, char **argv)
     if (rc) {
         snprintf(err, sizeof err, "%s", st ? slim_errmsg(st) : slim_strerror(rc));
         slim_store_close(st);
-        die(1, "cannot open store '%s': %s", store, err);
+        slim_die(1, "cannot open store '%s': %s", store, err);
     }
     slim_dedup_result r;
     rc = slim_dedup(st, dataset, across, dry, &r, err, sizeof err);
     slim_store_close(st);
-    if (rc) { free(r.dups); die(1, "%s", err); }
+    if (rc) { free(r.dups); slim_die(1, "%s", err); }
     if (json) {
         json_t *j = json_pack("{s:s, s:b, s:b, s:I, s:I, s:I, s:I}", "dataset", dataset,
                               "across", across, "dry_run", dry, "scanned", (json_int_t)r.scanned,
@@ -74,7 +65,7 @@ int main(int argc, char **argv)
                               "removed", (json_int_t)r.removed,
                               "bytes_reclaimed", (json_int_t)r.bytes_freed);
         char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        if (!t) die(1, "out of memory");
+        if (!t) slim_die(1, "out of memory");
         puts(t);
         free(t);
         json_decref(j);
@@ -88,6 +79,6 @@ int main(int argc, char **argv)
                (long long)r.removed, dry ? " (dry run)" : "", (long long)r.bytes_freed);
     }
     free(r.dups);
-    if (fflush(stdout) || ferror(stdout) || fclose(stdout)) die(1, "cannot write to stdout");
+    if (fflush(stdout) || ferror(stdout) || fclose(stdout)) slim_die(1, "cannot write to stdout");
     return 0;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "slim_tool.h"
 #include "ingest.h"
 #include "teacher.h"
 #include "text.h"
@@ -39,23 +40,12 @@ static const char usage_text[] =
     "  --min-prefix N     share a prefix with an earlier sequence from N positions (16; 0 = off)\n"
     "See docs/INGEST.md.\n";
 
-static void die(int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
-static void die(int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("slim-ingest: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(code);
-}
 
 static unsigned long long num_arg(const char *opt, const char *s, unsigned long long max)
 {
     char *end;
     unsigned long long v = strtoull(s, &end, 10);
-    if (!*s || *end || *s == '-' || v > max) die(2, "invalid %s '%s'", opt, s);
+    if (!*s || *end || *s == '-' || v > max) slim_die(2, "invalid %s '%s'", opt, s);
     return v;
 }
 
@@ -63,7 +53,7 @@ static double real_arg(const char *opt, const char *s)
 {
     char *end;
     double v = strtod(s, &end);
-    if (!*s || *end || !(v > 0)) die(2, "invalid %s '%s'", opt, s);
+    if (!*s || *end || !(v > 0)) slim_die(2, "invalid %s '%s'", opt, s);
     return v;
 }
 
@@ -71,20 +61,20 @@ static double real_arg(const char *opt, const char *s)
 static int check_mode(const slim_ingest_opts *o, const slim_teacher_opts *t, int nfiles)
 {
     if (t->model) {
-        if (nfiles) die(2, "--model takes no input files (give --text or --generate)");
-        if (!t->text == !t->generate) die(2, "--model needs exactly one of --text and --generate");
-        if (t->top_p > 1) die(2, "invalid --top-p '%g' (0 < P <= 1)", t->top_p);
+        if (nfiles) slim_die(2, "--model takes no input files (give --text or --generate)");
+        if (!t->text == !t->generate) slim_die(2, "--model needs exactly one of --text and --generate");
+        if (t->top_p > 1) slim_die(2, "invalid --top-p '%g' (0 < P <= 1)", t->top_p);
         return 1;
     }
     if (t->generate || t->prompts || t->max_tokens || t->top_p || t->sample_temperature || t->no_bos)
-        die(2, "--generate, --prompts, --max-tokens, --top-p, --sample-temperature and --no-bos "
+        slim_die(2, "--generate, --prompts, --max-tokens, --top-p, --sample-temperature and --no-bos "
                "need --model");
     if (t->text) {
-        if (nfiles) die(2, "--text takes no input files");
-        if (o->sparsify) die(2, "--text without --model stores no distributions: --sparsify needs --model");
+        if (nfiles) slim_die(2, "--text takes no input files");
+        if (o->sparsify) slim_die(2, "--text without --model stores no distributions: --sparsify needs --model");
         return 2;
     }
-    if (!nfiles) die(2, "no input files (try --help)");
+    if (!nfiles) slim_die(2, "no input files (try --help)");
     return 0;
 }
 
@@ -129,6 +119,7 @@ static char *args_json(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    slim_tool_init("slim-ingest");
     enum { O_TEACHER = 256, O_VSIZE, O_VOCAB, O_SPARSIFY, O_PREC, O_FORMAT, O_TEMP, O_SEED,
            O_JSON, O_PROGRESS, O_STORE, O_THREADS, O_MINPREFIX, O_MAXLP, O_BATCH, O_VERSION,
            O_MODEL, O_TEXT, O_GENERATE, O_PROMPTS, O_MAXTOK, O_TOPP, O_STEMP, O_TOKENIZER, O_CTX,
@@ -167,23 +158,23 @@ int main(int argc, char **argv)
         case O_VOCAB: o.vocab_path = optarg; break;
         case O_SPARSIFY: {
             slim_sparsifier sp;
-            if (slim_sparsifier_parse(optarg, &sp, err, sizeof err)) die(2, "%s", err);
+            if (slim_sparsifier_parse(optarg, &sp, err, sizeof err)) slim_die(2, "%s", err);
             o.sparsify = optarg;
             break;
         }
         case O_PREC: {
             slim_precision p;
-            if (slim_precision_parse(optarg, &p)) die(2, "invalid precision '%s'", optarg);
+            if (slim_precision_parse(optarg, &p)) slim_die(2, "invalid precision '%s'", optarg);
             o.precision = optarg;
             break;
         }
         case O_FORMAT:
-            if ((o.format = slim_format_parse(optarg)) < 0) die(2, "invalid format '%s'", optarg);
+            if ((o.format = slim_format_parse(optarg)) < 0) slim_die(2, "invalid format '%s'", optarg);
             break;
         case O_TEMP: {
             char *end;
             o.temperature = strtod(optarg, &end);
-            if (*end || !(o.temperature > 0)) die(2, "invalid temperature '%s'", optarg);
+            if (*end || !(o.temperature > 0)) slim_die(2, "invalid temperature '%s'", optarg);
             break;
         }
         case O_SEED: o.seed = num_arg("--seed", optarg, UINT64_MAX); break;
@@ -209,7 +200,7 @@ int main(int argc, char **argv)
         default: fputs(usage_text, stderr); return 2;
         }
     }
-    if (!o.dataset) die(2, "--dataset is required (try --help)");
+    if (!o.dataset) slim_die(2, "--dataset is required (try --help)");
     int mode = check_mode(&o, &t, argc - optind);
     if (!store || !*store) store = "slim.store";
     if (o.threads) omp_set_num_threads(o.threads);
@@ -221,7 +212,7 @@ int main(int argc, char **argv)
     if (rc) {
         snprintf(err, sizeof err, "%s", st ? slim_errmsg(st) : slim_strerror(rc));
         slim_store_close(st);
-        die(1, "cannot open store '%s': %s", store, err);
+        slim_die(1, "cannot open store '%s': %s", store, err);
     }
     slim_ingest_stats s = { 0 };
     if (mode == 1)
@@ -242,6 +233,6 @@ int main(int argc, char **argv)
                 s.t_parse, s.t_sparsify, s.t_write, s.t_commit);
     slim_store_close(st);
     free(aj);
-    if (fflush(stdout) || ferror(stdout) || fclose(stdout)) die(1, "cannot write to stdout");
+    if (fflush(stdout) || ferror(stdout) || fclose(stdout)) slim_die(1, "cannot write to stdout");
     return rc ? 1 : 0;
 }

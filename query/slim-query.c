@@ -21,6 +21,7 @@
 #include <readline/history.h>
 #include <readline/readline.h>
 
+#include "slim_tool.h"
 #include "output.h"
 #include "query.h"
 #include "report.h"
@@ -49,18 +50,6 @@ static const char *const USAGE =
 static slim_store *g_store;
 static slimq *g_q;
 
-static void die(int code, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3), noreturn));
-static void die(int code, const char *fmt, ...)
-{
-    va_list ap;
-    fputs("slim-query: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(code);
-}
 
 static void usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));
@@ -90,7 +79,7 @@ static void parse_args(int argc, char **argv, opts *o)
     o->store = getenv("SLIM_STORE");
     if (!o->store || !*o->store) o->store = "slim.store";
     o->pos = calloc((size_t)argc, sizeof *o->pos);
-    if (!o->pos) die(1, "out of memory");
+    if (!o->pos) slim_die(1, "out of memory");
     int only_pos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -131,18 +120,18 @@ static char *slurp(FILE *f, const char *name)
 {
     size_t n = 0, cap = 4096;
     char *buf = malloc(cap);
-    if (!buf) die(1, "out of memory");
+    if (!buf) slim_die(1, "out of memory");
     for (;;) {
         if (cap - n < 2) {
             char *p = realloc(buf, cap *= 2);
-            if (!p) die(1, "out of memory");
+            if (!p) slim_die(1, "out of memory");
             buf = p;
         }
         size_t got = fread(buf + n, 1, cap - n - 1, f);
         n += got;
         if (got == 0) break;
     }
-    if (ferror(f)) die(1, "cannot read '%s': %s", name, strerror(errno));
+    if (ferror(f)) slim_die(1, "cannot read '%s': %s", name, strerror(errno));
     buf[n] = 0;
     return buf;
 }
@@ -261,7 +250,7 @@ static void interactive(sqlite3 *db, qout *out, int write)
         }
         size_t l = strlen(line);
         char *nb = realloc(buf, len + l + 2);
-        if (!nb) die(1, "out of memory");
+        if (!nb) slim_die(1, "out of memory");
         buf = nb;
         memcpy(buf + len, line, l);
         len += l;
@@ -294,12 +283,13 @@ static void finish(int code)
     slimq_release_reader(g_q);
     slim_store_close(g_store);
     if (fflush(stdout) || ferror(stdout) || fclose(stdout))
-        die(1, "cannot write the output: %s", strerror(errno));
+        slim_die(1, "cannot write the output: %s", strerror(errno));
     exit(code);
 }
 
 int main(int argc, char **argv)
 {
+    slim_tool_init("slim-query");
     opts o = { 0 };
     parse_args(argc, argv, &o);
     int is_show = o.npos >= 1 && !strcmp(o.pos[0], "show");
@@ -312,23 +302,23 @@ int main(int argc, char **argv)
     if (o.format < 0) o.format = isatty(1) ? OUT_TABLE : OUT_CSV;
 
     if (access(o.store, F_OK) != 0)
-        die(1, "cannot open store '%s': %s", o.store, strerror(errno));
+        slim_die(1, "cannot open store '%s': %s", o.store, strerror(errno));
     int rc = slim_store_open(&g_store, o.store, o.write ? 0 : SLIM_OPEN_RDONLY);
     if (rc)
-        die(1, "cannot open store '%s': %s", o.store,
+        slim_die(1, "cannot open store '%s': %s", o.store,
             g_store ? slim_errmsg(g_store) : slim_strerror(rc));
     /* Read-only unless --write; then this process is the store's single
      * writer for the duration and the statements run inside its
      * transaction: all of them commit together, or none (docs/QUERY.md). */
     slim_writer *w = NULL;
     if (o.write && (rc = slim_write_begin(g_store, &w)))
-        die(1, "cannot write to store '%s': %s", o.store, slim_errmsg(g_store));
+        slim_die(1, "cannot write to store '%s': %s", o.store, slim_errmsg(g_store));
     sqlite3 *db = w ? slim_writer_sqlite(w) : slim_store_sqlite(g_store);
     char *err = NULL;
     if (slimq_register(db, g_store, 0, &g_q, &err) != SQLITE_OK)
-        die(1, "cannot set up the virtual tables: %s", err ? err : "?");
+        slim_die(1, "cannot set up the virtual tables: %s", err ? err : "?");
     qout *out = qout_new(stdout, o.format);
-    if (!out) die(1, "out of memory");
+    if (!out) slim_die(1, "out of memory");
 
     int code = 0;
     if (is_show || is_stats) {
@@ -342,7 +332,7 @@ int main(int argc, char **argv)
         code = run_sql(db, out, o.pos[0], o.write);
     } else if (o.file || !isatty(0)) {
         FILE *f = !o.file || !strcmp(o.file, "-") ? stdin : fopen(o.file, "r");
-        if (!f) die(1, "cannot open '%s': %s", o.file, strerror(errno));
+        if (!f) slim_die(1, "cannot open '%s': %s", o.file, strerror(errno));
         char *sql = slurp(f, o.file ? o.file : "standard input");
         if (f != stdin) fclose(f);
         code = run_sql(db, out, sql, o.write);

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "slim_tool.h"
 #include "slim.h"
 
 static const char USAGE[] =
@@ -53,17 +54,6 @@ typedef struct opts {
     double valid;
 } opts;
 
-static void die(int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
-static void die(int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("slim-store: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(code);
-}
 
 static void usage_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 static void usage_die(const char *fmt, ...)
@@ -81,7 +71,7 @@ static void usage_die(const char *fmt, ...)
 static int finish(void)
 {
     if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0)
-        die(1, "cannot write to standard output: %s", strerror(errno));
+        slim_die(1, "cannot write to standard output: %s", strerror(errno));
     return 0;
 }
 
@@ -210,7 +200,7 @@ static int cmd_info(const opts *o)
     slim_store *st = open_or_die(o, 0);
     int n = 0;
     int64_t fb = 0;
-    if (slim_dataset_count(st, &n) || slim_store_file_bytes(st, &fb)) die(1, "%s", slim_errmsg(st));
+    if (slim_dataset_count(st, &n) || slim_store_file_bytes(st, &fb)) slim_die(1, "%s", slim_errmsg(st));
     json_t *arr = json_array();
     if (o->out != OUT_JSON) {
         printf("store %s, format version %d, %lld bytes on disk\n", o->store, slim_store_format_version(st),
@@ -220,7 +210,7 @@ static int cmd_info(const opts *o)
     }
     for (int i = 0; i < n; i++) {
         slim_dataset_info d;
-        if (slim_dataset_at(st, i, &d)) die(1, "%s", slim_errmsg(st));
+        if (slim_dataset_at(st, i, &d)) slim_die(1, "%s", slim_errmsg(st));
         if (o->out == OUT_JSON) {
             json_array_append_new(arr, dataset_json(&d));
             continue;
@@ -264,7 +254,7 @@ static int cmd_verify(const opts *o)
     slim_store *st = open_or_die(o, 0);
     int64_t n = 0;
     int rc = slim_store_verify(st, print_problem, NULL, &n);
-    if (rc) die(1, "verify: %s", slim_errmsg(st));
+    if (rc) slim_die(1, "verify: %s", slim_errmsg(st));
     long long nd = count_of(st, "SELECT count(*) FROM datasets");
     long long ns = count_of(st, "SELECT count(*) FROM sequences WHERE purged = 0");
     long long nn = count_of(st, "SELECT count(*) FROM snapshots");
@@ -285,16 +275,16 @@ static int snap_create(const opts *o)
     if (o->ndatasets == 0) usage_die("%s", "snapshot create needs --dataset D");
     slim_store *st = open_or_die(o, 0);
     slim_writer *w;
-    if (slim_write_begin(st, &w)) die(1, "%s", slim_errmsg(st));
+    if (slim_write_begin(st, &w)) slim_die(1, "%s", slim_errmsg(st));
     if (slim_write_snapshot(w, o->args[2], o->datasets, o->ndatasets, o->valid)) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", slim_errmsg(st));
         slim_write_abort(w);
-        die(1, "%s", msg);
+        slim_die(1, "%s", msg);
     }
-    if (slim_write_commit(w)) die(1, "%s", slim_errmsg(st));
+    if (slim_write_commit(w)) slim_die(1, "%s", slim_errmsg(st));
     slim_snapshot *s;
-    if (slim_snapshot_open(st, o->args[2], &s)) die(1, "%s", slim_errmsg(st));
+    if (slim_snapshot_open(st, o->args[2], &s)) slim_die(1, "%s", slim_errmsg(st));
     size_t nv = 0;
     for (size_t i = 0; i < slim_snapshot_size(s); i++) nv += slim_snapshot_members(s)[i].split;
     printf("snapshot '%s': %zu members (%zu valid), sha256 %s\n", o->args[2], slim_snapshot_size(s), nv,
@@ -311,7 +301,7 @@ static int snap_list(const opts *o)
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(db, "SELECT name, members, valid, datasets, hash, created_at FROM snapshots"
                                " ORDER BY id", -1, &q, NULL))
-        die(1, "cannot list snapshots: %s", sqlite3_errmsg(db));
+        slim_die(1, "cannot list snapshots: %s", sqlite3_errmsg(db));
     static const char *const names[] = {"name", "members", "valid", "datasets", "hash", "created_at"};
     static const int numeric[] = {0, 1, 1, 0, 0, 0};
     const char *vals[6] = {0};
@@ -330,11 +320,11 @@ static int snap_show(const opts *o)
     if (o->nargs != 3) usage_die("%s", "snapshot show needs exactly one NAME");
     slim_store *st = open_or_die(o, 0);
     slim_snapshot *s;
-    if (slim_snapshot_open(st, o->args[2], &s)) die(1, "%s", slim_errmsg(st));
+    if (slim_snapshot_open(st, o->args[2], &s)) slim_die(1, "%s", slim_errmsg(st));
     sqlite3 *db = slim_store_sqlite(st);
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(db, "SELECT name FROM datasets WHERE id = ?1", -1, &q, NULL))
-        die(1, "cannot read datasets: %s", sqlite3_errmsg(db));
+        slim_die(1, "cannot read datasets: %s", sqlite3_errmsg(db));
     static const char *const names[] = {"ord", "dataset", "seq", "split", "content_hash"};
     static const int numeric[] = {1, 0, 1, 0, 0};
     const char *vals[5] = {0};
@@ -361,6 +351,7 @@ static int snap_show(const opts *o)
 
 int main(int argc, char **argv)
 {
+    slim_tool_init("slim-store");
     opts o;
     parse(&o, argc, argv);
     if (o.nargs == 0) usage_die("%s", "no command given");

@@ -11,19 +11,6 @@
 #include "lib/fixtures.h"
 #include "../ingest/ingest.h"
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double lse_ref(const float *x, uint32_t V)
-{
-    double m = -INFINITY, s = 0;
-    for (uint32_t i = 0; i < V; i++) if (x[i] > m) m = x[i];
-    for (uint32_t i = 0; i < V; i++) s += exp((double)x[i] - m);
-    return m + log(s);
-}
 
 /* radix select == qsort reference, as sets, on realistic rows and on rows
  * full of ties (values from 5 levels) where the lower ids must win */
@@ -46,8 +33,8 @@ static void test_topk(void)
             uint32_t na = slim_select_topk(ws, x, V, k, a);
             uint32_t nb = slim_select_topk_naive(x, V, k, b);
             CHECK(na == k && nb == k, "row %d k %u: got %u / %u", r, k, na, nb);
-            qsort(a, na, 4, cmp_u32);
-            qsort(b, nb, 4, cmp_u32);
+            qsort(a, na, 4, fx_cmp_u32);
+            qsort(b, nb, 4, fx_cmp_u32);
             CHECK(!memcmp(a, b, k * 4), "row %d k %u: selected sets differ", r, k);
         }
     }
@@ -56,7 +43,7 @@ static void test_topk(void)
     for (uint32_t i = 0; i < V; i++) x[i] = 0;
     x[100] = 1;
     uint32_t n = slim_select_topk(ws, x, V, 3, a);
-    qsort(a, n, 4, cmp_u32);
+    qsort(a, n, 4, fx_cmp_u32);
     CHECK(n == 3 && a[0] == 0 && a[1] == 1 && a[2] == 100, "got %u: %u %u %u", n, a[0], a[1], a[2]);
     TAP_END();
 
@@ -65,7 +52,7 @@ static void test_topk(void)
     for (int r = 0; r < 50; r++) {
         double want;
         synth_row(&g, x, &want);
-        if (r == 7) { x[3] = -INFINITY; want = lse_ref(x, V); }
+        if (r == 7) { x[3] = -INFINITY; want = fx_lse_ref(x, V); }
         double got = slim_logsumexp(x, V);
         if (fabs(got - want) > worst) worst = fabs(got - want);
     }

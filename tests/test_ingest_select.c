@@ -11,21 +11,9 @@
 #include <string.h>
 #include "lib/tap.h"
 #include "lib/synth.h"
+#include "lib/fixtures.h"
 #include "../ingest/ingest.h"
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double lse_ref(const float *x, uint32_t V)
-{
-    double m = -INFINITY, s = 0;
-    for (uint32_t i = 0; i < V; i++) if (x[i] > m) m = x[i];
-    for (uint32_t i = 0; i < V; i++) s += exp((double)x[i] - m);
-    return m + log(s);
-}
 
 /* slim_select_topk(x, k) selects the same set as the qsort reference. */
 static const char *same_as_naive(slim_sparse_ws *ws, const float *x, uint32_t V, uint32_t k,
@@ -33,8 +21,8 @@ static const char *same_as_naive(slim_sparse_ws *ws, const float *x, uint32_t V,
 {
     uint32_t na = slim_select_topk(ws, x, V, k, a), nb = slim_select_topk_naive(x, V, k, b);
     if (na != k || nb != k) return "wrong count";
-    qsort(a, na, 4, cmp_u32);
-    qsort(b, nb, 4, cmp_u32);
+    qsort(a, na, 4, fx_cmp_u32);
+    qsort(b, nb, 4, fx_cmp_u32);
     for (uint32_t i = 1; i < na; i++) if (a[i] == a[i - 1]) return "an id selected twice";
     return memcmp(a, b, (size_t)k * 4) ? "sets differ" : NULL;
 }
@@ -89,7 +77,7 @@ static void test_sampled_path(void)
     for (int r = 0; r < 20; r++) {
         synth_row(&g, x, NULL);
         if (r == 4) x[V - 1] = -INFINITY;
-        double want = lse_ref(x, V);
+        double want = fx_lse_ref(x, V);
         CHECK(slim_sparsify_row(&sp, ws, x, V, (uint64_t)r, &d, &bad) == 0, "row %d refused", r);
         double rel = fabs((double)d.lse - want) / fmax(1.0, fabs(want));
         if (rel > worst) worst = rel;

@@ -45,19 +45,6 @@ static int ingest(slim_store *st, const char *ds, const char *spec, const char *
     return slim_ingest_files(st, &o, f, 1, s, err, 1024);
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double lse_ref(const float *x, uint32_t V)
-{
-    double m = -INFINITY, s = 0;
-    for (uint32_t i = 0; i < V; i++) if (x[i] > m) m = x[i];
-    for (uint32_t i = 0; i < V; i++) s += exp((double)x[i] - m);
-    return m + log(s);
-}
 
 /* Read back every sequence of `ds` and compare with the top-k of the rows
  * the fixture wrote: ids exact, log-probs within eps. */
@@ -82,7 +69,7 @@ static void check_dense(slim_store *st, const char *ds, const fx_dense *d, const
             int rc = slim_read_positions(r, di.id, n, t, 1, &out, ids, vals, d->V, NULL, 0);
             if (rc) { CHECK(0, "read seq %u pos %u: %s", n, t, slim_errmsg(st)); break; }
             const float *x = lg + ((size_t)n * d->T + t) * d->V;
-            double lse = lse_ref(x, d->V);
+            double lse = fx_lse_ref(x, d->V);
             slim_select_topk_naive(x, d->V, k, want);
             CHECK(out.k == k, "seq %u pos %u: k %u want %u", n, t, out.k, k);
             CHECK(fabs(out.lse - lse) < 1e-3, "seq %u pos %u: lse %g want %g", n, t, (double)out.lse, lse);
@@ -91,8 +78,8 @@ static void check_dense(slim_store *st, const char *ds, const fx_dense *d, const
                 CHECK(fabs(got - exp_lp) <= eps + 1e-4, "seq %u pos %u id %u: log-prob %g want %g",
                       n, t, out.ids[j], got, exp_lp);
             }
-            qsort(out.ids, out.k, 4, cmp_u32);
-            qsort(want, k, 4, cmp_u32);
+            qsort(out.ids, out.k, 4, fx_cmp_u32);
+            qsort(want, k, 4, fx_cmp_u32);
             CHECK(!memcmp(out.ids, want, k * 4), "seq %u pos %u: selected ids differ", n, t);
         }
     }

@@ -3,6 +3,7 @@
  * (docs/TRAIN.md).  Thin: argument parsing, the store, run records; the
  * work is in libslimtrain (trainer.h).
  */
+#include "slim_tool.h"
 #include "../train/storesrc.h"
 #include "../train/tokenizer.h"
 #include "../train/trainer.h"
@@ -24,17 +25,6 @@
 
 static const char *prog = "slim-train";
 
-static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
-static void die(int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", prog);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(code);
-}
 
 static const char usage_text[] =
     "usage: slim-train --snapshot S --out CKPT [options]\n"
@@ -118,11 +108,11 @@ static void parse(int argc, char **argv, opts *o)
         case O_STOP: {
             char *e;
             o->stop_after = strtoll(optarg, &e, 10);
-            if (*e || e == optarg || o->stop_after < 0) die(2, "bad value '%s' for --stop-after", optarg);
+            if (*e || e == optarg || o->stop_after < 0) slim_die(2, "bad value '%s' for --stop-after", optarg);
             break;
         }
         case '?':
-            die(2, "unknown option or missing value '%s' (see --help)", argv[optind - 1]);
+            slim_die(2, "unknown option or missing value '%s' (see --help)", argv[optind - 1]);
         default:
             if (c >= O_KEY && c < O_KEY + NKEYOPTS && o->nkv < 64) {
                 o->kv[o->nkv][0] = key_opts[c - O_KEY];
@@ -130,7 +120,7 @@ static void parse(int argc, char **argv, opts *o)
             }
         }
     }
-    if (optind < argc) die(2, "unexpected argument '%s' (see --help)", argv[optind]);
+    if (optind < argc) slim_die(2, "unexpected argument '%s' (see --help)", argv[optind]);
 }
 
 static const char *store_dir(const opts *o)
@@ -144,7 +134,7 @@ static slim_store *open_store(const opts *o, unsigned flags)
 {
     slim_store *st = NULL;
     int rc = slim_store_open(&st, store_dir(o), flags);
-    if (rc) die(1, "cannot open store '%s': %s", store_dir(o), st ? slim_errmsg(st) : slim_strerror(rc));
+    if (rc) slim_die(1, "cannot open store '%s': %s", store_dir(o), st ? slim_errmsg(st) : slim_strerror(rc));
     return st;
 }
 
@@ -438,19 +428,19 @@ static void build_config(const opts *o, const slim_ckpt *ck, slim_train_config *
             if (!eq || !strncmp(l, "vocab=", 6)) continue;
             *eq = 0;
             if (slim_train_config_set(c, l, eq + 1, err, sizeof err))
-                die(1, "checkpoint '%s': %s", o->resume, err);
+                slim_die(1, "checkpoint '%s': %s", o->resume, err);
         }
         free(text);
         c->steps = (int64_t)ck->st.total_steps;
     }
     if (o->preset && slim_train_preset(c, o->preset))
-        die(2, "unknown preset '%s' (tiny, small, base)", o->preset);
-    if (o->config && slim_train_config_file(c, o->config, err, sizeof err)) die(1, "%s", err);
+        slim_die(2, "unknown preset '%s' (tiny, small, base)", o->preset);
+    if (o->config && slim_train_config_file(c, o->config, err, sizeof err)) slim_die(1, "%s", err);
     for (int i = 0; i < o->nkv; i++)
         if (slim_train_config_set(c, o->kv[i][0], o->kv[i][1], err, sizeof err))
-            die(2, "--%s: %s", o->kv[i][0], err);
+            slim_die(2, "--%s: %s", o->kv[i][0], err);
     c->stop_after = o->stop_after;
-    if (slim_train_config_check(c, err, sizeof err)) die(2, "invalid setting: %s", err);
+    if (slim_train_config_check(c, err, sizeof err)) slim_die(2, "invalid setting: %s", err);
 }
 
 /* Refuse a checkpoint from another vocabulary, snapshot or configuration. */
@@ -458,12 +448,12 @@ static void check_resume(const opts *o, const slim_ckpt *ck, const slim_train_co
                          const uint8_t hash[32])
 {
     if (ck->cfg.vocab != c->model.vocab)
-        die(1, "checkpoint '%s' has vocabulary V=%d but the snapshot's teacher has V=%d", o->resume,
+        slim_die(1, "checkpoint '%s' has vocabulary V=%d but the snapshot's teacher has V=%d", o->resume,
             ck->cfg.vocab, c->model.vocab);
     if (memcmp(ck->st.snapshot_hash, hash, 32))
-        die(1, "checkpoint '%s' was trained on another snapshot (or '%s' changed)", o->resume,
+        slim_die(1, "checkpoint '%s' was trained on another snapshot (or '%s' changed)", o->resume,
             o->snapshot);
-    if (!ck->adam_m) die(1, "checkpoint '%s' holds no optimizer state: cannot resume", o->resume);
+    if (!ck->adam_m) slim_die(1, "checkpoint '%s' holds no optimizer state: cannot resume", o->resume);
     char *text = slim_train_config_text(c);
     uint8_t h[32];
     slim_sha256(text, strlen(text), h);
@@ -474,12 +464,12 @@ static void check_resume(const opts *o, const slim_ckpt *ck, const slim_train_co
             size_t la = strcspn(a, "\n"), lb = 0;
             while (b + lb < be && b[lb] != '\n') lb++;
             if (la != lb || memcmp(a, b, la))
-                die(1, "checkpoint '%s' is from another configuration: it has %.*s, this run %.*s",
+                slim_die(1, "checkpoint '%s' is from another configuration: it has %.*s, this run %.*s",
                     o->resume, (int)lb, b, (int)la, a);
             a += la + (a[la] == '\n');
             b += lb + 1;
         }
-        die(1, "checkpoint '%s' is from another configuration", o->resume);
+        slim_die(1, "checkpoint '%s' is from another configuration", o->resume);
     }
     free(text);
 }
@@ -497,11 +487,11 @@ static int train_main(int argc, char **argv)
 {
     opts o = {0};
     parse(argc, argv, &o);
-    if (!o.snapshot) die(2, "--snapshot is required (see --help)");
-    if (!o.out) die(2, "--out is required (see --help)");
+    if (!o.snapshot) slim_die(2, "--snapshot is required (see --help)");
+    if (!o.out) slim_die(2, "--out is required (see --help)");
     char err[1024];
     slim_ckpt *ck = NULL;
-    if (o.resume && slim_ckpt_open(&ck, o.resume, err, sizeof err)) die(1, "%s", err);
+    if (o.resume && slim_ckpt_open(&ck, o.resume, err, sizeof err)) slim_die(1, "%s", err);
     slim_train_config c;
     build_config(&o, ck, &c);
     set_threads(&c);
@@ -511,24 +501,24 @@ static int train_main(int argc, char **argv)
     slim_store *st = open_store(&o, 0);
     slim_snapshot *snap = NULL;
     if (slim_snapshot_open(st, o.snapshot, &snap))
-        die(1, "snapshot '%s': %s", o.snapshot, slim_errmsg(st));
+        slim_die(1, "snapshot '%s': %s", o.snapshot, slim_errmsg(st));
     slim_tsrc tr, va;
     int rc;
     if ((rc = slim_storesrc_new(&tr, st, snap, SLIM_SPLIT_TRAIN, err, sizeof err)) ||
         (rc = slim_storesrc_new(&va, st, snap, SLIM_SPLIT_VALID, err, sizeof err)))
-        die(1, "%s", err);
-    if (!tr.n) die(1, "snapshot '%s' has no training sequences", o.snapshot);
+        slim_die(1, "%s", err);
+    if (!tr.n) slim_die(1, "snapshot '%s' has no training sequences", o.snapshot);
     if (c.train_limit > 0 && (uint64_t)c.train_limit > tr.n)
-        die(1, "--train-limit %lld: snapshot '%s' has only %zu training sequences",
+        slim_die(1, "--train-limit %lld: snapshot '%s' has only %zu training sequences",
             (long long)c.train_limit, o.snapshot, (size_t)tr.n);
     slim_storesrc_limit(&tr, (size_t)c.train_limit);
     if (c.eval_every && !va.n)
         fprintf(stderr, "%s: warning: snapshot '%s' has no valid split; --eval-every ignored\n",
                 prog, o.snapshot);
     c.model.vocab = (int)tr.vocab;
-    if (slim_train_config_check(&c, err, sizeof err)) die(1, "invalid setting: %s", err);
+    if (slim_train_config_check(&c, err, sizeof err)) slim_die(1, "invalid setting: %s", err);
     if (c.loss.kind == SLIM_LOSS_RSKD && tr.kind != SLIM_KIND_SAMPLED)
-        die(1, "--loss rskd needs sampled records (ingest with --sparsify sample:N); "
+        slim_die(1, "--loss rskd needs sampled records (ingest with --sparsify sample:N); "
             "snapshot '%s' holds logits", o.snapshot);
     uint8_t hash[32];
     slim_snapshot_hash(snap, hash);
@@ -536,12 +526,12 @@ static int train_main(int argc, char **argv)
     char tmp[4096];  /* an unwritable --out must fail now, not after training */
     snprintf(tmp, sizeof tmp, "%s.tmp", o.out);
     FILE *probe_f = fopen(tmp, "wb");
-    if (!probe_f) die(1, "cannot create '%s': %s", tmp, strerror(errno));
+    if (!probe_f) slim_die(1, "cannot create '%s': %s", tmp, strerror(errno));
     fclose(probe_f);
     unlink(tmp);
     slim_loader *probe = NULL;  /* refuse bad sequences before any work */
     if (slim_loader_new(&probe, &tr, 1, c.model.ctx, hash, c.seed, 0, 0, err, sizeof err))
-        die(1, "snapshot '%s': %s", o.snapshot, err);
+        slim_die(1, "snapshot '%s': %s", o.snapshot, err);
     slim_loader_free(probe);
 
     recorder r = {.o = &o, .dir = store_dir(&o), .tty = isatty(2), .cfg = &c, .valid = &va,
@@ -558,7 +548,7 @@ static int train_main(int argc, char **argv)
     flush(&r);
     row.status = rc == 0 ? "done" : rc == 1 ? "interrupted" : "failed";
     with_writer(&r, end_run, &row);
-    if (rc < 0) die(1, "%s", err);
+    if (rc < 0) slim_die(1, "%s", err);
     if (!o.json) printf("%s step %llu: %s (sha256 %s)\n", rc ? "stopped at" : "done,",
                         (unsigned long long)r.last_step, o.out, r.last_sha);
     free(json);
@@ -567,7 +557,7 @@ static int train_main(int argc, char **argv)
     slim_snapshot_close(snap);
     slim_store_close(st);
     slim_ckpt_close(ck);
-    if (fflush(stdout) || ferror(stdout)) die(1, "cannot write the output: %s", strerror(errno));
+    if (fflush(stdout) || ferror(stdout)) slim_die(1, "cannot write the output: %s", strerror(errno));
     return rc == 1 && interrupted ? 1 : 0;
 }
 
@@ -577,32 +567,33 @@ static int eval_main(int argc, char **argv)
 {
     opts o = {0};
     prog = "slim-train eval";
+    slim_tool_init(prog);
     parse(argc, argv, &o);
-    if (!o.snapshot || !o.ckpt) die(2, "--snapshot and --ckpt are required (see --help)");
+    if (!o.snapshot || !o.ckpt) slim_die(2, "--snapshot and --ckpt are required (see --help)");
     int split = !o.split || !strcmp(o.split, "valid") ? SLIM_SPLIT_VALID
                 : !strcmp(o.split, "train") ? SLIM_SPLIT_TRAIN : -2;
-    if (split == -2) die(2, "bad value '%s' for --split (valid, train)", o.split);
+    if (split == -2) slim_die(2, "bad value '%s' for --split (valid, train)", o.split);
     char err[1024];
     slim_ckpt *ck = NULL;
-    if (slim_ckpt_open(&ck, o.ckpt, err, sizeof err)) die(1, "%s", err);
+    if (slim_ckpt_open(&ck, o.ckpt, err, sizeof err)) slim_die(1, "%s", err);
     slim_train_config c;
     build_config(&o, NULL, &c);
     set_threads(&c);
     slim_store *st = open_store(&o, 0);
     slim_snapshot *snap = NULL;
     if (slim_snapshot_open(st, o.snapshot, &snap))
-        die(1, "snapshot '%s': %s", o.snapshot, slim_errmsg(st));
+        slim_die(1, "snapshot '%s': %s", o.snapshot, slim_errmsg(st));
     slim_tsrc src;
-    if (slim_storesrc_new(&src, st, snap, split, err, sizeof err)) die(1, "%s", err);
+    if (slim_storesrc_new(&src, st, snap, split, err, sizeof err)) slim_die(1, "%s", err);
     if (!src.n)
-        die(1, "snapshot '%s' has no %s sequences%s", o.snapshot, o.split ? o.split : "valid",
+        slim_die(1, "snapshot '%s' has no %s sequences%s", o.snapshot, o.split ? o.split : "valid",
             split == SLIM_SPLIT_VALID ? " (snapshot with --split valid=F, or use --split train)" : "");
     if ((int)src.vocab != ck->cfg.vocab)
-        die(1, "checkpoint '%s' has vocabulary V=%d but the snapshot's teacher has V=%u", o.ckpt,
+        slim_die(1, "checkpoint '%s' has vocabulary V=%d but the snapshot's teacher has V=%u", o.ckpt,
             ck->cfg.vocab, src.vocab);
     slim_eval_result e;
     if (slim_train_eval(&ck->cfg, ck->params, &src, c.batch, &e, err, sizeof err))
-        die(1, "snapshot '%s': %s", o.snapshot, err);
+        slim_die(1, "snapshot '%s': %s", o.snapshot, err);
     recorder r = {.o = &o, .dir = store_dir(&o), .snap = o.snapshot,
                   .snap_hash = slim_snapshot_hash_hex(snap)};
     const char *sname = split == SLIM_SPLIT_VALID ? "valid" : "train";
@@ -629,7 +620,7 @@ static int eval_main(int argc, char **argv)
     slim_snapshot_close(snap);
     slim_store_close(st);
     slim_ckpt_close(ck);
-    if (fflush(stdout) || ferror(stdout)) die(1, "cannot write the output: %s", strerror(errno));
+    if (fflush(stdout) || ferror(stdout)) slim_die(1, "cannot write the output: %s", strerror(errno));
     return rec_rc ? 1 : 0;
 }
 
@@ -643,7 +634,7 @@ static const char tok_usage[] =
 static char *slurp(const char *path, size_t *n)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) die(1, "cannot open '%s': %s", path, strerror(errno));
+    if (!f) slim_die(1, "cannot open '%s': %s", path, strerror(errno));
     size_t cap = 1 << 20, len = 0, r;
     char *b = malloc(cap);
     while (b && (r = fread(b + len, 1, cap - len, f)) > 0)
@@ -652,8 +643,8 @@ static char *slurp(const char *path, size_t *n)
             if (!nb) free(b);
             b = nb;
         }
-    if (!b) die(1, "out of memory reading '%s'", path);
-    if (ferror(f)) die(1, "cannot read '%s': %s", path, strerror(errno));
+    if (!b) slim_die(1, "out of memory reading '%s'", path);
+    if (ferror(f)) slim_die(1, "cannot read '%s': %s", path, strerror(errno));
     fclose(f);
     *n = len;
     return b;
@@ -662,6 +653,7 @@ static char *slurp(const char *path, size_t *n)
 static int tokenizer_main(int argc, char **argv)
 {
     prog = "slim-train tokenizer";
+    slim_tool_init(prog);
     static const struct option lo[] = {
         {"corpus", 1, NULL, 'c'}, {"vocab-size", 1, NULL, 'v'}, {"out", 1, NULL, 'o'},
         {"hf-json", 1, NULL, 'j'}, {"help", 0, NULL, 'h'}, {"version", 0, NULL, 'V'}, {0, 0, 0, 0},
@@ -679,27 +671,27 @@ static int tokenizer_main(int argc, char **argv)
         case 'v':
             vs = strtol(optarg, &e, 10);
             if (*e || e == optarg || vs < 257 || vs > (1L << 24))
-                die(2, "bad value '%s' for --vocab-size (257 .. 16777216)", optarg);
+                slim_die(2, "bad value '%s' for --vocab-size (257 .. 16777216)", optarg);
             break;
         case 'h': fputs(tok_usage, stdout); exit(fflush(stdout) ? 1 : 0);
         case 'V': printf("slim-train %s\n", SLIM_VERSION_STRING); exit(fflush(stdout) ? 1 : 0);
-        default: die(2, "unknown option or missing value '%s' (see --help)", argv[optind - 1]);
+        default: slim_die(2, "unknown option or missing value '%s' (see --help)", argv[optind - 1]);
         }
     }
-    if (optind < argc) die(2, "unexpected argument '%s' (see --help)", argv[optind]);
-    if (!corpus || !out || !vs) die(2, "--corpus, --vocab-size and --out are required (see --help)");
+    if (optind < argc) slim_die(2, "unexpected argument '%s' (see --help)", argv[optind]);
+    if (!corpus || !out || !vs) slim_die(2, "--corpus, --vocab-size and --out are required (see --help)");
     size_t n;
     char *text = slurp(corpus, &n), err[512];
     slim_tok *t = NULL;
-    if (slim_tok_train(text, n, (uint32_t)vs, NULL, 0, &t, err, sizeof err)) die(1, "%s", err);
+    if (slim_tok_train(text, n, (uint32_t)vs, NULL, 0, &t, err, sizeof err)) slim_die(1, "%s", err);
     free(text);
-    if (slim_tok_save(t, out, err, sizeof err)) die(1, "%s", err);
-    if (hf && slim_tok_save_hf(t, hf, err, sizeof err)) die(1, "%s", err);
+    if (slim_tok_save(t, out, err, sizeof err)) slim_die(1, "%s", err);
+    if (hf && slim_tok_save_hf(t, hf, err, sizeof err)) slim_die(1, "%s", err);
     char hash[65];
     slim_tok_hash(t, hash);
     printf("%s: %u tokens (%u merges), sha256 %s\n", out, slim_tok_size(t), slim_tok_merges(t), hash);
     slim_tok_free(t);
-    if (fflush(stdout) || ferror(stdout)) die(1, "cannot write the output: %s", strerror(errno));
+    if (fflush(stdout) || ferror(stdout)) slim_die(1, "cannot write the output: %s", strerror(errno));
     return 0;
 }
 
@@ -718,6 +710,7 @@ static int is_subcommand(char **argv, int i)
 
 int main(int argc, char **argv)
 {
+    slim_tool_init("slim-train");
     if (argc > 1 && !strcmp(argv[1], "tokenizer")) return tokenizer_main(argc - 1, argv + 1);
     for (int i = 1; i < argc; i++)
         if (is_subcommand(argv, i)) {

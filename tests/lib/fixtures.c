@@ -198,3 +198,17 @@ out:
     free(lg); free(ids); free(lens); free(mask); free(row); free(pre);
     return rc;
 }
+
+int fx_cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+double fx_lse_ref(const float *x, uint32_t V)
+{
+    double m = -INFINITY, s = 0;
+    for (uint32_t i = 0; i < V; i++) if (x[i] > m) m = x[i];
+    for (uint32_t i = 0; i < V; i++) s += exp((double)x[i] - m);
+    return m + log(s);
+}

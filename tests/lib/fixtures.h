@@ -1,7 +1,8 @@
 /*
  * fixtures.h — writers of teacher-output files for tests and benchmarks:
  * safetensors and .npy containers (the data is the caller's), float16 /
- * bfloat16 conversion.  Plain libc; no libslim dependency.
+ * bfloat16 conversion, small reference helpers.  Plain libc; no libslim
+ * dependency.
  */
 #ifndef SLIM_FIXTURES_H
 #define SLIM_FIXTURES_H
@@ -57,5 +58,12 @@ typedef struct fx_dense {
  * dtype, real positions first like tokens), len[N].  0 or -1. */
 int fx_dense_write(const char *path, const fx_dense *d, uint32_t *tokens, float *logits,
                    uint32_t *len);
+
+/* qsort comparator of uint32_t ascending. */
+int fx_cmp_u32(const void *a, const void *b);
+
+/* Reference log-sum-exp of x[0..V) in double precision (max subtracted):
+ * what a sparsifier's lse is checked against. */
+double fx_lse_ref(const float *x, uint32_t V);
 
 #endif
