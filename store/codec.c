@@ -52,6 +52,7 @@ void slim_codec_free(slim_codec *c)
     free(c->toks); free(c->pairs); free(c->pairs2); free(c->q);
     free(c->kpos); free(c->ftok); free(c->fbuf); free(c->tmp); free(c->flen);
     free(c->tab_cache); free(c->sk); free(c->sk2); free(c->sv); free(c->cnt); free(c->fstart); free(c->logq);
+    free(c->clogx);
     free(c);
 }
 
@@ -82,16 +83,45 @@ typedef struct enc {
     uint64_t rawbits;
 } enc;
 
-static inline double clog2c(const float *lut, uint32_t n)
+/* Largest n*log2(n) table kept for counts >= NCLOG (8 bytes an entry);
+ * past it, log2 is called (same values either way). */
+#define CLOGX_MAX (1u << 18)
+
+/* n*log2(n) for n >= NCLOG: extend c->clogx (amortised, once per codec) or
+ * compute it when the table cannot grow.  Identical values to a direct
+ * call, so chunk boundaries do not depend on the table. */
+static __attribute__((noinline)) double clog_big(slim_codec *c, uint32_t n)
 {
-    return n < NCLOG ? lut[n] : n * log2((double)n);
+    uint32_t i = n - NCLOG;
+    if (i < CLOGX_MAX) {
+        uint32_t want = c->clogx_n ? c->clogx_n * 2 : 4096;
+        while (want <= i) want *= 2;
+        if (want > CLOGX_MAX) want = CLOGX_MAX;
+        double *t = realloc(c->clogx, want * sizeof *t);
+        if (t) {
+            for (uint32_t j = c->clogx_n; j < want; j++) {
+                uint32_t m = NCLOG + j;
+                t[j] = m * log2((double)m);
+            }
+            c->clogx = t;
+            c->clogx_n = want;
+            return t[i];
+        }
+    }
+    return n * log2((double)n);
 }
 
-static inline void count_sym(const float *lut, etab *t, unsigned s)
+static inline double clog2c(slim_codec *c, uint32_t n)
 {
-    uint32_t c = t->count[s]++;
+    if (n < NCLOG) return c->clog[n];
+    return n - NCLOG < c->clogx_n ? c->clogx[n - NCLOG] : clog_big(c, n);
+}
+
+static inline void count_sym(slim_codec *c, etab *t, unsigned s)
+{
+    uint32_t n = t->count[s]++;
     /* keep sum(count*log2 count) current for size estimates */
-    t->clogc += clog2c(lut, c + 1) - clog2c(lut, c);
+    t->clogc += clog2c(c, n + 1) - clog2c(c, n);
     t->total++;
     if (s + 1 > t->nsym) t->nsym = s + 1;
 }
@@ -100,7 +130,7 @@ static inline void emit_sym(slim_codec *c, unsigned tab, unsigned st, unsigned s
 {
     tok *t = &c->toks[c->ntoks++];
     t->tab = (uint8_t)tab; t->st = (uint8_t)st; t->sym = (uint16_t)s; t->bits = 0;
-    count_sym(c->clog, &c->et[tab], s);
+    count_sym(c, &c->et[tab], s);
 }
 
 static inline void emit_raw(slim_codec *c, enc *e, unsigned st, unsigned n, uint32_t v)
@@ -135,6 +165,15 @@ static inline float q_prob(double ref, double step, int64_t q)
     return q == 0 ? -INFINITY : (float)(ref + log((double)q * step));
 }
 
+/* llround(r) for |r| < 2^31 without the libm call: the truncation and the
+ * fraction r - t are exact there, so ties round away from zero as in llround. */
+static inline int64_t round_small(double r)
+{
+    int64_t t = (int64_t)r;
+    double f = r - (double)t;
+    return t + (f >= 0.5) - (f <= -0.5);
+}
+
 /* Quantise x under precision e; Q_RAW when the bound cannot be met. */
 static int64_t quantise(const enc *e, double ref, float x)
 {
@@ -143,7 +182,7 @@ static int64_t quantise(const enc *e, double ref, float x)
     if (e->mode == SLIM_PREC_LOGPROB) {
         double r = (ref - xd) / e->step;
         if (!(r > -1073741824.0 && r < 2147483647.0)) return Q_RAW;
-        int64_t q0 = llround(r);
+        int64_t q0 = round_small(r);
         for (int d = 0; d < 3; d++) {
             int64_t q = q0 + (d == 1 ? -1 : d == 2 ? 1 : 0);
             if (fabs((double)q_logprob(ref, e->step, q) - xd) <= e->eps) return q;
@@ -152,7 +191,7 @@ static int64_t quantise(const enc *e, double ref, float x)
     }
     double p = exp(xd - ref), r = p / e->step;
     if (!(r < 2147483647.0)) return Q_RAW;
-    int64_t q0 = llround(r);
+    int64_t q0 = round_small(r);
     for (int d = 0; d < 3; d++) {
         int64_t q = q0 + (d == 1 ? -1 : d == 2 ? 1 : 0);
         if (q < 0) continue;
@@ -331,8 +370,7 @@ static size_t encode_frame(slim_codec *c, size_t t0, size_t t1, size_t fsize)
         if (t->tab == TOK_RAW) {
             rans_enc_put(&x[t->st], &p[t->st], t->bits, 1, t->sym);
         } else {
-            const etab *m = &c->et[t->tab];
-            rans_enc_put(&x[t->st], &p[t->st], m->cum[t->sym], m->freq[t->sym], RANS_SCALE);
+            rans_enc_put_sym(&x[t->st], &p[t->st], &c->esym[t->tab][t->sym]);
         }
     }
     uint8_t *o = c->fbuf + fsize;
@@ -448,7 +486,12 @@ int slim_chunk_encode(slim_codec *c, const slim_chunk_params *params,
     int rc = check_params(c, params, &e);
     if (!rc) rc = tokenise_all(c, &e, dists, n, &npos, &nf, &entries);
     if (rc) return rc;
-    for (int t = 0; t < NTAB; t++) normalise(&c->et[t]);
+    for (int t = 0; t < NTAB; t++) {
+        const etab *m = &c->et[t];
+        normalise(&c->et[t]);
+        for (uint32_t s = 0; s < m->nsym; s++)
+            if (m->freq[s]) rans_esym_init(&c->esym[t][s], m->cum[s], m->freq[s]);
+    }
     /* frames: encode each backwards into tmp, gather into fbuf */
     size_t fsize = 0;
     if (grow((void **)&c->flen, &c->flen_cap, nf + 1, sizeof *c->flen))

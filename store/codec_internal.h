@@ -75,6 +75,8 @@ struct slim_codec {
     uint8_t *fbuf, *tmp; size_t fbuf_cap, tmp_cap;
     uint32_t *flen; size_t flen_cap;
     etab et[NTAB];
+    rans_esym esym[NTAB][NVSYM];            /* encoder form of et[].freq/cum */
+    double *clogx; uint32_t clogx_n;        /* n*log2(n) for NCLOG <= n < NCLOG + clogx_n */
     /* decoder scratch */
     dtab dt[NTAB];
     uint32_t tmask[2];        /* contexts present: gap, value (bit = ctx) */

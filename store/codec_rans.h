@@ -38,6 +38,60 @@ static inline void rans_enc_put(uint64_t *x, uint8_t **pp, uint32_t start,
     *x = ((xs / freq) << scale) + (xs % freq) + start;
 }
 
+/* A table symbol prepared for the encoder: x / freq becomes a multiply by
+ * a reciprocal (Granlund & Montgomery 1994, thm 4.2; the idea of ryg_rans's
+ * RansEncSymbol), since a 64-bit div per symbol was the encoder's hottest
+ * instruction.  Exact: the state entering the division is < 2^63 (it is
+ * < xmax <= 2^51 * 4096 after renormalisation), and with l = ceil(log2 freq),
+ * rcp = floor(2^(63+l) / freq) + 1 < 2^64, floor(x / freq) equals
+ * (x * rcp) >> (63 + l) for every x < 2^63, i.e. the high word of the
+ * product shifted by l - 1.  Then (q << scale) + (x - q * freq) + start =
+ * x + bias + q * cmpl with bias = start.  freq 1 (l = 0) uses ryg's trick:
+ * rcp = 2^64 - 1 gives q = x - 1 (x >= 1 always), and bias = start + cmpl
+ * restores x * RANS_TOT + start. */
+typedef struct rans_esym {
+    uint64_t xmax;            /* renormalise when x >= xmax */
+    uint64_t rcp;
+    uint32_t bias;
+    uint16_t cmpl;            /* RANS_TOT - freq */
+    uint8_t shift;            /* l - 1, or 0 for freq 1 */
+} rans_esym;
+
+static inline void rans_esym_init(rans_esym *s, uint32_t start, uint32_t freq)
+{
+    unsigned l = 0;
+    while ((1u << l) < freq) l++;
+    s->xmax = ((RANS_L >> RANS_SCALE) << 32) * freq;
+    s->cmpl = (uint16_t)(RANS_TOT - freq);
+    if (freq < 2) {
+        s->rcp = ~0ull;
+        s->shift = 0;
+        s->bias = start + RANS_TOT - 1;
+        return;
+    }
+    /* 2^(63+l) / freq in two 64-bit steps: (2^63 / f) << l + ((2^63 % f) << l) / f */
+    uint64_t q1 = (1ull << 63) / freq, r1 = (1ull << 63) % freq;
+    s->rcp = (q1 << l) + (r1 << l) / freq + 1;
+    s->shift = (uint8_t)(l - 1);
+    s->bias = start;
+}
+
+/* rans_enc_put(x, pp, start, freq, RANS_SCALE) with s = (start, freq). */
+static inline void rans_enc_put_sym(uint64_t *x, uint8_t **pp, const rans_esym *s)
+{
+    uint64_t xs = *x;
+    if (xs >= s->xmax) {
+        uint8_t *p = *pp - 4;
+        p[0] = (uint8_t)xs; p[1] = (uint8_t)(xs >> 8);
+        p[2] = (uint8_t)(xs >> 16); p[3] = (uint8_t)(xs >> 24);
+        *pp = p;
+        xs >>= 32;
+    }
+    __extension__ unsigned __int128 m = (unsigned __int128)xs * s->rcp;
+    uint64_t q = (uint64_t)(m >> 64) >> s->shift;
+    *x = xs + s->bias + q * s->cmpl;
+}
+
 /* Flush a state as 8 little-endian bytes (written backwards). */
 static inline void rans_enc_flush(uint64_t x, uint8_t **pp)
 {
