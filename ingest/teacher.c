@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 #include "teacher.h"
+#include "toklist.h"
 #include "vocab.h"
 #include "../train/ckpt.h"
 #include "../train/tokenizer.h"
@@ -65,9 +66,7 @@ typedef struct tctx {
     const char *name;           /* teacher name */
     const char *input;          /* text or prompts file, or NULL */
     char input_hash[64];
-    /* token lists: windows to score or prompts; list i = tok[off[i]..+len[i]) */
-    uint32_t *tok_pool; size_t ntok, tokcap;
-    size_t *off; uint32_t *len; size_t nlist, listcap;
+    slim_toklist lists;         /* windows to score, or prompts */
     int64_t njobs;
     tthread *th; int nth;
     tslot *slots; size_t nslots;
@@ -100,33 +99,6 @@ static double uniform(uint64_t *rng)
 
 /* ------------------------------------------------------------- inputs */
 
-static int read_file(tctx *c, const char *path, char **out, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(c->err, c->cap, "cannot open '%s': %s", path, strerror(errno));
-        return SLIM_EIO;
-    }
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        len += fread(buf + len, 1, cap - len, f);
-        if (len < cap) break;
-        char *nb = realloc(buf, cap *= 2);
-        if (!nb) { free(buf); buf = NULL; }
-        else buf = nb;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        snprintf(c->err, c->cap, "cannot read '%s': %s", path, buf ? strerror(errno) : "out of memory");
-        return buf ? SLIM_EIO : SLIM_ENOMEM;
-    }
-    *out = buf;
-    *n = len;
-    return 0;
-}
 
 static int is_blank(const char *p, size_t n)
 {
@@ -155,81 +127,24 @@ size_t slim_teacher_split_docs(const char *text, size_t len,
     return ndocs;
 }
 
-/* Append one token list (bos, then ids[0..n)). */
-static int add_list(tctx *c, const uint32_t *ids, size_t n)
-{
-    size_t need = n + (c->bos >= 0);
-    if (c->ntok + need > c->tokcap) {
-        size_t nc = c->tokcap ? c->tokcap : 4096;
-        while (nc < c->ntok + need) nc *= 2;
-        uint32_t *p = realloc(c->tok_pool, nc * sizeof *p);
-        if (!p) return SLIM_ENOMEM;
-        c->tok_pool = p;
-        c->tokcap = nc;
-    }
-    if (c->nlist == c->listcap) {
-        size_t nc = c->listcap ? 2 * c->listcap : 256;
-        size_t *o = realloc(c->off, nc * sizeof *o);
-        if (o) c->off = o;
-        uint32_t *l = realloc(c->len, nc * sizeof *l);
-        if (l) c->len = l;
-        if (!o || !l) return SLIM_ENOMEM;
-        c->listcap = nc;
-    }
-    c->off[c->nlist] = c->ntok;
-    c->len[c->nlist++] = (uint32_t)need;
-    if (c->bos >= 0) c->tok_pool[c->ntok++] = (uint32_t)c->bos;
-    if (n) memcpy(c->tok_pool + c->ntok, ids, n * sizeof *ids);
-    c->ntok += n;
-    return 0;
-}
 
-typedef struct docs_ctx {
-    tctx *c;
-    const char *text;
-    uint32_t *ids;              /* (text length) encode buffer */
-    size_t cap;
-    int rc;
-} docs_ctx;
 
-/* One document: encoded, cut into windows of at most ctx tokens (bos
- * included), each window a job. */
-static void add_doc(void *arg, size_t off, size_t n)
-{
-    docs_ctx *d = arg;
-    tctx *c = d->c;
-    size_t m;
-    if (d->rc) return;
-    d->rc = slim_tok_encode(c->tok, d->text + off, n, d->ids, d->cap, &m);
-    if (d->rc) {
-        snprintf(c->err, c->cap, "'%s': cannot tokenise the text at byte %zu", c->input, off);
-        return;
-    }
-    size_t win = c->ctx - (c->bos >= 0);
-    for (size_t i = 0; i < m && !d->rc; i += win)
-        d->rc = add_list(c, d->ids + i, m - i < win ? m - i : win);
-    if (d->rc == SLIM_ENOMEM) snprintf(c->err, c->cap, "out of memory");
-}
 
 static int load_text(tctx *c)
 {
     char *text;
     size_t n;
-    int rc = read_file(c, c->input, &text, &n);
+    int rc = slim_read_whole(c->input, &text, &n, c->err, c->cap);
     if (rc) return rc;
-    docs_ctx d = { .c = c, .text = text, .cap = n ? n : 1 };
-    d.ids = malloc(d.cap * sizeof *d.ids);
-    if (!d.ids) d.rc = SLIM_ENOMEM;
-    else slim_teacher_split_docs(text, n, add_doc, &d);
-    free(d.ids);
+    rc = slim_toklist_add_text(&c->lists, c->tok, c->bos, c->ctx, c->input, text, n,
+                               c->err, c->cap);
     free(text);
-    if (d.rc == SLIM_ENOMEM && !c->err[0]) snprintf(c->err, c->cap, "out of memory");
-    if (!d.rc && !c->nlist) {
+    if (!rc && !c->lists.n) {
         snprintf(c->err, c->cap, "'%s': no text to score", c->input);
-        d.rc = SLIM_EINVAL;
+        rc = SLIM_EINVAL;
     }
-    c->njobs = (int64_t)c->nlist;
-    return d.rc;
+    c->njobs = (int64_t)c->lists.n;
+    return rc;
 }
 
 /* Prompts: the non-blank lines of the file, cycled; none = bos alone. */
@@ -241,13 +156,13 @@ static int load_prompts(tctx *c)
                      "give prompts");
             return SLIM_EINVAL;
         }
-        if (!add_list(c, NULL, 0)) return 0;
+        if (!slim_toklist_add(&c->lists, c->bos, NULL, 0)) return 0;
         snprintf(c->err, c->cap, "out of memory");
         return SLIM_ENOMEM;
     }
     char *text;
     size_t n, lineno = 0;
-    int rc = read_file(c, c->input, &text, &n);
+    int rc = slim_read_whole(c->input, &text, &n, c->err, c->cap);
     uint32_t *ids = rc ? NULL : malloc((n ? n : 1) * sizeof *ids);
     if (!rc && !ids) { snprintf(c->err, c->cap, "out of memory"); rc = SLIM_ENOMEM; }
     for (size_t i = 0; !rc && i < n;) {
@@ -262,14 +177,14 @@ static int load_prompts(tctx *c)
                 snprintf(c->err, c->cap, "'%s': line %zu: prompt of %zu tokens leaves no room in "
                          "the model's context of %u", c->input, lineno, m + (c->bos >= 0), c->ctx);
                 rc = SLIM_EINVAL;
-            } else if ((rc = add_list(c, ids, m)))
+            } else if ((rc = slim_toklist_add(&c->lists, c->bos, ids, m)))
                 snprintf(c->err, c->cap, "out of memory");
         }
         i = e + 1;
     }
     free(ids);
     free(text);
-    if (!rc && !c->nlist) {
+    if (!rc && !c->lists.n) {
         snprintf(c->err, c->cap, "'%s': no prompts (every line is blank)", c->input);
         rc = SLIM_EINVAL;
     }
@@ -279,26 +194,8 @@ static int load_prompts(tctx *c)
 /* A slim tokenizer file, or anything else as a Hugging Face tokenizer.json. */
 static int load_tokenizer(tctx *c, const char *path)
 {
-    char msg[512], head[16] = { 0 };
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(c->err, c->cap, "cannot open '%s': %s", path, strerror(errno));
-        return SLIM_EIO;
-    }
-    size_t n = fread(head, 1, sizeof head - 1, f);
-    fclose(f);
-    int rc = n >= 14 && !memcmp(head, "slim-tokenizer", 14)
-                 ? slim_tok_load(path, &c->tok, msg, sizeof msg)
-                 : slim_tok_load_hf(path, &c->tok, msg, sizeof msg);
-    if (rc) {
-        c->tok = NULL;
-        snprintf(c->err, c->cap, "%s", msg);
-        return rc;
-    }
-    if (slim_tok_kind(c->tok) != SLIM_TOK_BYTEBPE) {
-        snprintf(c->err, c->cap, "'%s': only byte-level BPE tokenizers can encode text", path);
-        return SLIM_EINVAL;
-    }
+    int rc = slim_tok_open_encoder(path, &c->tok, c->err, c->cap);
+    if (rc) return rc;
     if (slim_tok_size(c->tok) > c->V) {
         snprintf(c->err, c->cap, "'%s': tokenizer has %u tokens but the model's vocabulary is %u",
                  path, slim_tok_size(c->tok), c->V);
@@ -349,11 +246,11 @@ static uint32_t sample_token(const tctx *c, tthread *th, const float *x /* (V) *
  * every position's row, and (generation) sample the continuation. */
 static void run_job(const tctx *c, tthread *th, tslot *s, int64_t j)
 {
-    size_t li = (size_t)j % c->nlist;
-    uint32_t T = c->len[li], gen = 0;
+    size_t li = (size_t)j % c->lists.n;
+    uint32_t T = c->lists.len[li], gen = 0;
     uint32_t maxgen = c->to->generate ? (c->to->max_tokens ? c->to->max_tokens : c->ctx) : 0;
     uint64_t rng = slim_teacher_seq_seed(c->io->seed, (uint64_t)j);
-    memcpy(s->tokens, c->tok_pool + c->off[li], T * sizeof *s->tokens);
+    memcpy(s->tokens, c->lists.pool + c->lists.off[li], T * sizeof *s->tokens);
     s->rc = 0;
     for (uint32_t pos = 0; pos < T; pos++) {
         const float *x = slim_infer_step(th->inf, (int)s->tokens[pos], (int)pos);
@@ -770,9 +667,7 @@ int slim_teacher_ingest(slim_store *st, const slim_ingest_opts *io,
     free(c.slot_dist);
     free(c.slot_ids);
     free(c.slot_vals);
-    free(c.tok_pool);
-    free(c.off);
-    free(c.len);
+    slim_toklist_release(&c.lists);
     slim_tok_free(c.tok);
     slim_ckpt_close(c.ck);
     return rc;
