@@ -4,7 +4,14 @@
  * same run: (a) int32 id + fp16 value per entry, (b) (a) compressed with
  * zstd -3.  Prints a Markdown table (docs/BENCHMARKS.md, "Record codec").
  *
- *   bench_codec_density [positions-scale]     (default 1; 0.25 for a quick run)
+ *   bench_codec_density [positions-scale] [prepare]
+ *
+ * positions-scale: default 1; 0.25 for a quick run.  "prepare": only the
+ * second table, the write path's CPU cost per position (encoder alone,
+ * slim_seq_prepare with and without SLIM_VERIFY_ENCODE, slim_dist_pstat),
+ * medians of 5 rounds.  Compiled with -DBENCH_NO_PSTAT it links against a
+ * library without slim_dist_pstat (the before/after figures of
+ * docs/BENCHMARKS.md).
  */
 #include "codec.h"
 #include "../tests/lib/synth.h"
@@ -58,11 +65,12 @@ static uint32_t topk(const float *row, uint32_t V, uint32_t k, float *tmp,
 {
     memcpy(tmp, row, V * sizeof *tmp);
     float thr = kth_largest(tmp, V, k);
-    uint32_t n = 0;
-    for (uint32_t j = 0; j < V && n < k; j++)
-        if (row[j] > thr) { ids[n] = j; vals[n++] = row[j]; }
-    for (uint32_t j = 0; j < V && n < k; j++)
-        if (row[j] == thr) { ids[n] = j; vals[n++] = row[j]; }
+    uint32_t n = 0, above = 0;
+    for (uint32_t j = 0; j < V; j++) above += row[j] > thr;
+    /* one pass in id order, as the sparsifier hands them over: every value
+     * above the threshold and the first k - above of those equal to it */
+    for (uint32_t j = 0, ties = k - above; j < V && n < k; j++)
+        if (row[j] > thr || (row[j] == thr && ties && ties--)) { ids[n] = j; vals[n++] = row[j]; }
     return n;
 }
 
@@ -263,15 +271,110 @@ static void run_case(const char *label, const data *D, slim_codec *c, slim_preci
     enc_free(&R);
 }
 
+/* ------------------------------------------------- write path, per position */
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median over 5 rounds of fn's thread CPU µs per position. */
+#define ROUNDS 5
+typedef double (*round_fn)(const data *D, void *ctx);
+static double median_us(const data *D, round_fn fn, void *ctx)
+{
+    double t[ROUNDS];
+    for (int r = 0; r < ROUNDS; r++) t[r] = fn(D, ctx);
+    qsort(t, ROUNDS, sizeof t[0], cmp_dbl);
+    return t[ROUNDS / 2];
+}
+
+static double round_encode(const data *D, void *ctx)
+{
+    enc_result R;
+    encode(D, ctx, (slim_precision){SLIM_PREC_LOGPROB, 0.01}, 0, &R);
+    enc_free(&R);
+    return R.enc_s * 1e6 / D->n;
+}
+
+typedef struct prep_ctx {
+    slim_preparer *pr;
+    slim_prepared *p;
+    uint32_t *tok, T;
+} prep_ctx;
+
+/* slim_seq_prepare of the data as sequences of T positions. */
+static double round_prepare(const data *D, void *vctx)
+{
+    prep_ctx *x = vctx;
+    slim_precision prec = {SLIM_PREC_LOGPROB, 0.01};
+    uint32_t n = D->n / x->T * x->T;
+    double t0 = now();
+    for (uint32_t r = 0; r < n; r += x->T)
+        if (slim_seq_prepare(x->pr, SLIM_KIND_LOGITS, &prec, D->V, x->tok, x->T, D->d + r, x->T, x->p))
+            die(slim_prepared_errmsg(x->p));
+    return (now() - t0) * 1e6 / n;
+}
+
+#ifndef BENCH_NO_PSTAT
+static double round_pstat(const data *D, void *ctx)
+{
+    volatile float sink = 0;
+    double t0 = now();
+    for (uint32_t i = 0; i < D->n; i++) {
+        slim_pstat s;
+        slim_dist_pstat(&D->d[i], SLIM_KIND_LOGITS, &s);
+        sink += s.entropy;
+    }
+    (void)sink;
+    return (now() - t0) * 1e6 / D->n;
+}
+#endif
+
+static void write_path_cost(const data *D, slim_codec *c)
+{
+    prep_ctx x = {NULL, NULL, NULL, 128};
+    x.tok = malloc(x.T * sizeof *x.tok);
+    if (!x.tok) die("out of memory");
+    for (uint32_t t = 0; t < x.T; t++) x.tok[t] = (t * 7919u) % D->V;
+    printf("\n| V=%u k=%u logprob:0.01, thread CPU µs per position (median of %d rounds of %u positions) | µs |\n",
+           D->V, D->k, ROUNDS, D->n);
+    printf("|---|---|\n");
+    printf("| slim_chunk_encode | %.1f |\n", median_us(D, round_encode, c));
+    for (int verify = 0; verify < 2; verify++) {
+        if (verify) setenv("SLIM_VERIFY_ENCODE", "1", 1);
+        else unsetenv("SLIM_VERIFY_ENCODE");
+        if (slim_preparer_new(&x.pr) || slim_prepared_new(&x.p)) die("out of memory");
+        printf("| slim_seq_prepare (128-position sequences)%s | %.1f |\n",
+               verify ? ", SLIM_VERIFY_ENCODE=1 (decode-after-encode)" : "",
+               median_us(D, round_prepare, &x));
+        slim_preparer_free(x.pr);
+        slim_prepared_free(x.p);
+    }
+    unsetenv("SLIM_VERIFY_ENCODE");
+#ifndef BENCH_NO_PSTAT
+    printf("| slim_dist_pstat | %.2f |\n", median_us(D, round_pstat, NULL));
+#endif
+    fflush(stdout);
+    free(x.tok);
+}
+
 int main(int argc, char **argv)
 {
     double scale = argc > 1 ? atof(argv[1]) : 1.0;
-    if (!(scale > 0)) { fprintf(stderr, "usage: bench_codec [scale]\n"); return 2; }
+    int prep_only = argc > 2 && strcmp(argv[2], "prepare") == 0;
+    if (!(scale > 0)) { fprintf(stderr, "usage: bench_codec [scale] [prepare]\n"); return 2; }
     slim_codec *c;
     if (slim_codec_new(&c)) die("out of memory");
     data A, Bd;
     double t0 = now();
     make_data(&A, 32000, 1600, (uint32_t)(512 * scale), 1);
+    if (prep_only) {
+        write_path_cost(&A, c);
+        slim_codec_free(c);
+        return 0;
+    }
     make_data(&Bd, 128256, 128, (uint32_t)(4096 * scale), 2);
     fprintf(stderr, "bench_codec: data generated in %.1f s\n", now() - t0);
     printf("| data | precision | (a) int32+fp16 B/pos | (b) zstd -3 of (a) B/pos | codec B/pos | vs (a) "
@@ -286,6 +389,7 @@ int main(int argc, char **argv)
     run_case("V=128256 k=128", &Bd, c, pb, "prob:1e-4", 1);
     run_case("V=128256 k=128", &Bd, c, lp, "logprob:0.01", 1);
     run_case("V=128256 k=128", &Bd, c, ll, "lossless", 0);
+    write_path_cost(&A, c);
     slim_codec_free(c);
     return 0;
 }

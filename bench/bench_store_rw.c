@@ -141,6 +141,18 @@ static void point_reads(slim_store *st, int64_t ds, int64_t nseq, int n)
     double e = (now() - a) / reps;
     printf("  whole-sequence read (512 positions, id order): %.0f us = %.1f M positions/s\n", e * 1e6,
            T / e / 1e6);
+    /* the statistics of a whole sequence (chunk statistics blocks, no decode):
+     * what a full scan filtering on entropy costs per sequence */
+    static slim_pstat ps[T];
+    a = now();
+    for (int i = 0; i < reps; i++)
+        if (slim_read_pstats(r, ds, (int64_t)(next_u64() % (uint64_t)nseq), 0, T, ps)) {
+            printf("pstats failed: %s\n", slim_errmsg(st));
+            break;
+        }
+    e = (now() - a) / reps;
+    printf("  whole-sequence slim_read_pstats (512 positions): %.0f us = %.1f M positions/s\n", e * 1e6,
+           T / e / 1e6);
     slim_read_end(r);
     free(lat);
 }

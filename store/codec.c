@@ -49,10 +49,11 @@ int slim_codec_new(slim_codec **out)
 void slim_codec_free(slim_codec *c)
 {
     if (!c) return;
-    free(c->toks); free(c->pairs); free(c->pairs2); free(c->q);
+    free(c->toks[0]); free(c->toks[1]); free(c->pairs); free(c->pairs2); free(c->q);
     free(c->kpos); free(c->ftok); free(c->fbuf); free(c->tmp); free(c->flen);
     free(c->tab_cache); free(c->sk); free(c->sk2); free(c->sv); free(c->cnt); free(c->fstart); free(c->logq);
-    free(c->clogx);
+    free(c->clogx); free(c->rd); free(c->rids); free(c->rvals); free(c->rps);
+    free(c->pids); free(c->pvals); free(c->pdist);
     free(c);
 }
 
@@ -70,7 +71,7 @@ const char *slim_codec_errmsg(const slim_codec *c)
  * per position a head of <= 112 bits, a k varint and a frame's overhead. */
 size_t slim_chunk_bound(uint32_t n, size_t entries)
 {
-    return HEADER_MAX + TABLES_MAX + CHECKSUM_BYTES + 48 * (size_t)n + 12 * entries;
+    return HEADER_MAX + TABLES_MAX + CHECKSUM_BYTES + 1 + 56 * (size_t)n + 12 * entries;
 }
 
 /* ------------------------------------------------------------- encoder */
@@ -79,6 +80,7 @@ typedef struct enc {
     const slim_chunk_params *pp;
     int mode;                 /* SLIM_PREC_*, 0 for SAMPLED */
     double eps, step;
+    double inv_step;          /* 1 / step: q's first guess by a multiply */
     uint32_t g;               /* group counter inside the current frame */
     uint64_t rawbits;
 } enc;
@@ -117,42 +119,74 @@ static inline double clog2c(slim_codec *c, uint32_t n)
     return n - NCLOG < c->clogx_n ? c->clogx[n - NCLOG] : clog_big(c, n);
 }
 
-static inline void count_sym(slim_codec *c, etab *t, unsigned s)
+/* Only the count: total and nsym come from table_sums when needed (a
+ * read-modify-write per symbol on them was a dependency chain). */
+static inline void count_sym(etab *t, unsigned s)
 {
-    uint32_t n = t->count[s]++;
-    /* keep sum(count*log2 count) current for size estimates */
-    t->clogc += clog2c(c, n + 1) - clog2c(c, n);
-    t->total++;
-    if (s + 1 > t->nsym) t->nsym = s + 1;
+    t->count[s]++;
 }
 
-static inline void emit_sym(slim_codec *c, unsigned tab, unsigned st, unsigned s)
+static void table_sums(etab *t)
 {
-    tok *t = &c->toks[c->ntoks++];
-    t->tab = (uint8_t)tab; t->st = (uint8_t)st; t->sym = (uint16_t)s; t->bits = 0;
-    count_sym(c, &c->et[tab], s);
+    uint32_t total = 0, nsym = 0;
+    for (uint32_t s = 0; s < NVSYM; s++) {
+        total += t->count[s];
+        if (t->count[s]) nsym = s + 1;
+    }
+    t->total = total;
+    t->nsym = nsym;
 }
 
-static inline void emit_raw(slim_codec *c, enc *e, unsigned st, unsigned n, uint32_t v)
+/* sum(count * log2 count) of a table, for size estimates: recomputed when
+ * an estimate is wanted (a few times per chunk), not kept per symbol. */
+static double table_clogc(slim_codec *c, const etab *t)
 {
-    e->rawbits += n;
+    double sum = 0;
+    for (uint32_t s = 0; s < t->nsym; s++)
+        if (t->count[s] > 1) sum += clog2c(c, t->count[s]);
+    return sum;
+}
+
+/* Where a position's tokens go: write pointers into the two states' token
+ * arrays and the raw bit count, kept in locals while a position is
+ * tokenised (through c and e every store to a token would force them to be
+ * reloaded: a token's byte fields may alias anything). */
+typedef struct emitter {
+    tok *w[2];
+    uint64_t rawbits;
+    etab *et;
+} emitter;
+
+static inline void emit_tok(emitter *m, unsigned st, unsigned tab, unsigned s, unsigned nb,
+                            uint32_t bits)
+{
+    tok *t = m->w[st]++;
+    t->tab = (uint8_t)tab; t->nb = (uint8_t)nb; t->sym = (uint16_t)s; t->bits = bits;
+}
+
+static inline void emit_sym(emitter *m, unsigned tab, unsigned st, unsigned s)
+{
+    emit_tok(m, st, tab, s, 0, 0);
+    count_sym(&m->et[tab], s);
+}
+
+static inline void emit_raw(emitter *m, unsigned st, unsigned n, uint32_t v)
+{
+    m->rawbits += n;
     if (n > 31) {   /* a step takes at most 31 raw bits: split 32 as 16 + 16 */
-        tok *t = &c->toks[c->ntoks++];
-        t->tab = TOK_RAW; t->st = (uint8_t)st; t->sym = 16; t->bits = v & 0xffff;
+        emit_tok(m, st, TOK_RAW, 0, 16, v & 0xffff);
         n -= 16; v >>= 16;
     }
-    if (n) {
-        tok *t = &c->toks[c->ntoks++];
-        t->tab = TOK_RAW; t->st = (uint8_t)st; t->sym = (uint16_t)n; t->bits = v;
-    }
+    if (n) emit_tok(m, st, TOK_RAW, 0, n, v);
 }
 
-static inline void emit_int(slim_codec *c, enc *e, unsigned tab, unsigned st,
-                            unsigned off, uint32_t v)
+/* A bucketed integer: its symbol and its nb <= 29 raw bits in one token. */
+static inline void emit_int(emitter *m, unsigned tab, unsigned st, unsigned off, uint32_t v)
 {
     unsigned nb, s = bin_of(v, &nb);
-    emit_sym(c, tab, st, s + off);
-    if (nb) emit_raw(c, e, st, nb, v & (nb == 32 ? 0xffffffffu : ((1u << nb) - 1)));
+    emit_tok(m, st, tab, s + off, nb, v & ((1u << nb) - 1));
+    count_sym(&m->et[tab], s + off);
+    m->rawbits += nb;
 }
 
 /* The value a quantised q decodes to (decoder's exact arithmetic). */
@@ -174,28 +208,38 @@ static inline int64_t round_small(double r)
     return t + (f >= 0.5) - (f <= -0.5);
 }
 
-/* Quantise x under precision e; Q_RAW when the bound cannot be met. */
-static int64_t quantise(const enc *e, double ref, float x)
+/* Quantise x under precision e; Q_RAW when the bound cannot be met.
+ * *rec gets the value a decoder makes of the result. */
+static int64_t quantise(const enc *e, double ref, float x, float *rec)
 {
+    *rec = x;  /* -inf and raw escapes decode to the input bits */
     if (x == -INFINITY) return Q_INF;
     double xd = x;
     if (e->mode == SLIM_PREC_LOGPROB) {
-        double r = (ref - xd) / e->step;
+        double r = (ref - xd) * e->inv_step;
         if (!(r > -1073741824.0 && r < 2147483647.0)) return Q_RAW;
         int64_t q0 = round_small(r);
         for (int d = 0; d < 3; d++) {
             int64_t q = q0 + (d == 1 ? -1 : d == 2 ? 1 : 0);
-            if (fabs((double)q_logprob(ref, e->step, q) - xd) <= e->eps) return q;
+            float y = q_logprob(ref, e->step, q);
+            if (fabs((double)y - xd) <= e->eps) {
+                *rec = y;
+                return q;
+            }
         }
         return Q_RAW;
     }
-    double p = exp(xd - ref), r = p / e->step;
+    double p = exp(xd - ref), r = p * e->inv_step;
     if (!(r < 2147483647.0)) return Q_RAW;
     int64_t q0 = round_small(r);
     for (int d = 0; d < 3; d++) {
         int64_t q = q0 + (d == 1 ? -1 : d == 2 ? 1 : 0);
         if (q < 0) continue;
-        if (fabs(exp((double)q_prob(ref, e->step, q) - ref) - p) <= e->eps) return q;
+        float y = q_prob(ref, e->step, q);
+        if (fabs(exp((double)y - ref) - p) <= e->eps) {
+            *rec = y;
+            return q;
+        }
     }
     return Q_RAW;
 }
@@ -237,9 +281,10 @@ static int sort_position(slim_codec *c, const slim_dist *d, uint32_t V,
     return 0;
 }
 
-/* Head of a LOGITS position in a quantised mode: ref and qbase; fills c->q. */
-static void head_quantised(slim_codec *c, enc *e, const slim_dist *d,
-                           const uint64_t *a, unsigned st)
+/* Head of a LOGITS position in a quantised mode: ref and qbase; fills c->q
+ * and the reconstructed values rv[k]. */
+static void head_quantised(slim_codec *c, const enc *e, emitter *m, const slim_dist *d,
+                           const uint64_t *a, unsigned st, float *rv)
 {
     uint32_t k = d->k;
     float ref = d->lse;
@@ -250,79 +295,95 @@ static void head_quantised(slim_codec *c, enc *e, const slim_dist *d,
             float v = u2f((uint32_t)a[j]);
             if (v != -INFINITY && (!any || v > ref)) { ref = v; any = 1; }
         }
-        emit_raw(c, e, st, 32, f2u(ref));
+        emit_raw(m, st, 32, f2u(ref));
     }
     int64_t qbase = 0;
     for (uint32_t j = 0; j < k; j++) {
-        int64_t q = quantise(e, ref, u2f((uint32_t)a[j]));
+        int64_t q = quantise(e, ref, u2f((uint32_t)a[j]), &rv[j]);
         c->q[j] = q;
         if (q != Q_INF && q != Q_RAW && q < qbase) qbase = q;
     }
     /* qbase < 0 only when a value exceeds lse (inconsistent input): shift */
-    emit_int(c, e, TAB_MISC, st, 0, (uint32_t)(-qbase));
-    for (uint32_t j = 0; j < k; j++)
-        if (c->q[j] != Q_INF && c->q[j] != Q_RAW) c->q[j] -= qbase;
+    emit_int(m, TAB_MISC, st, 0, (uint32_t)(-qbase));
+    if (qbase < 0)
+        for (uint32_t j = 0; j < k; j++)
+            if (c->q[j] != Q_INF && c->q[j] != Q_RAW) c->q[j] -= qbase;
 }
 
-static int tokenise_position(slim_codec *c, enc *e, const slim_dist *d, uint32_t pos)
+/* Tokens of one position; rid/rv[k] get its entries as a decoder will
+ * reconstruct them (id order). */
+static int tokenise_position(slim_codec *c, enc *e, const slim_dist *d, uint32_t pos,
+                             uint32_t *rid, float *rv)
 {
     const slim_chunk_params *pp = e->pp;
     uint64_t *a = NULL;
     int rc = sort_position(c, d, pp->vocab_size, pos, pp->kind, &a);
     if (rc) return rc;
     uint32_t k = d->k;
-    size_t need = c->ntoks + 8 + (size_t)k * 6;
-    if (grow((void **)&c->toks, &c->toks_cap, need, sizeof *c->toks))
+    if (grow((void **)&c->toks[0], &c->toks_cap[0], c->ntoks[0] + 8 + (size_t)k * 6, sizeof(tok)) ||
+        grow((void **)&c->toks[1], &c->toks_cap[1], c->ntoks[1] + 8 + (size_t)k * 6, sizeof(tok)))
         return fail(c, SLIM_ENOMEM, "out of memory");
-    unsigned st = e->g++ & 1;
-    emit_raw(c, e, st, 32, f2u(d->lse));
+    emitter em = {{c->toks[0] + c->ntoks[0], c->toks[1] + c->ntoks[1]}, 0, c->et}, *m = &em;
+    uint32_t g = e->g;  /* group counter: the state of group g is g & 1 */
+    unsigned st = g++ & 1;
+    emit_raw(m, st, 32, f2u(d->lse));
     uint32_t maxkey = 0;
     if (pp->kind == SLIM_KIND_SAMPLED) {
-        emit_int(c, e, TAB_MISC, st, 0, d->n_samples);
+        emit_int(m, TAB_MISC, st, 0, d->n_samples);
     } else if (e->mode == SLIM_PREC_LOSSLESS) {
         for (uint32_t j = 0; j < k; j++) {
             uint32_t o = ford((uint32_t)a[j]);
             if (o > maxkey) maxkey = o;
         }
-        emit_raw(c, e, st, 32, maxkey);
+        emit_raw(m, st, 32, maxkey);
     } else {
-        head_quantised(c, e, d, a, st);
+        head_quantised(c, e, m, d, a, st, rv);
     }
+    int exact = pp->kind == SLIM_KIND_SAMPLED || e->mode == SLIM_PREC_LOSSLESS;
     uint32_t next = 0;
     for (uint32_t j = 0; j < k; j++) {
         uint32_t id = (uint32_t)(a[j] >> 32), vb = (uint32_t)a[j];
-        st = e->g++ & 1;
-        emit_int(c, e, TAB_GAP + ctx_of(next), st, 0, id - next);
+        rid[j] = id;
+        if (exact) rv[j] = u2f(vb);
+        st = g++ & 1;
+        emit_int(m, TAB_GAP + ctx_of(next), st, 0, id - next);
         next = id + 1;
         unsigned vt = TAB_VAL + ctx_of(id);
         if (pp->kind == SLIM_KIND_SAMPLED) {
-            emit_int(c, e, vt, st, 0, (uint32_t)u2f(vb));
+            emit_int(m, vt, st, 0, (uint32_t)u2f(vb));
         } else if (e->mode == SLIM_PREC_LOSSLESS) {
-            emit_int(c, e, vt, st, 0, maxkey - ford(vb));
+            emit_int(m, vt, st, 0, maxkey - ford(vb));
         } else if (c->q[j] == Q_INF) {
-            emit_sym(c, vt, st, SYM_INF);
+            emit_sym(m, vt, st, SYM_INF);
         } else if (c->q[j] == Q_RAW) {
-            emit_sym(c, vt, st, SYM_RAW);
-            emit_raw(c, e, st, 32, vb);
+            emit_sym(m, vt, st, SYM_RAW);
+            emit_raw(m, st, 32, vb);
         } else {
-            emit_int(c, e, vt, st, 2, (uint32_t)c->q[j]);
+            emit_int(m, vt, st, 2, (uint32_t)c->q[j]);
         }
     }
+    e->g = g;
+    e->rawbits += em.rawbits;
+    c->ntoks[0] = (size_t)(em.w[0] - c->toks[0]);
+    c->ntoks[1] = (size_t)(em.w[1] - c->toks[1]);
     return 0;
 }
 
-/* Estimated chunk size from the statistics so far. */
-static double estimate_bytes(const slim_codec *c, const enc *e, uint32_t npos, uint32_t nframes)
+/* Estimated chunk size from the statistics so far; fills each table's
+ * clogc. */
+static double estimate_bytes(slim_codec *c, const enc *e, uint32_t npos, uint32_t nframes)
 {
     double bits = (double)e->rawbits;
     double tabbytes = 0;
     for (int t = 0; t < NTAB; t++) {
-        const etab *x = &c->et[t];
+        etab *x = &c->et[t];
+        table_sums(x);
         if (!x->total) continue;
+        x->clogc = table_clogc(c, x);
         bits += x->total * log2((double)x->total) - x->clogc;
         tabbytes += 1 + 1.4 * x->nsym;
     }
-    return bits / 8 + tabbytes + 40 + 1.5 * npos + 10.0 * nframes;
+    return bits / 8 + tabbytes + 40 + 9.5 * npos + 10.0 * nframes;  /* 8: statistics */
 }
 
 /* Scale counts to frequencies summing to RANS_TOT, every used symbol >= 1. */
@@ -355,31 +416,52 @@ static void normalise(etab *t)
     for (uint32_t s = 0; s < t->nsym; s++) { t->cum[s] = (uint16_t)cum; cum += t->freq[s]; }
 }
 
-/* rANS-encode tokens [t0, t1) (one frame): each state has its own word
- * stream, written backwards into its half of c->tmp, so the decoder's two
- * states never wait for each other.  The frame, appended to c->fbuf at
+/* Token t on state x, words going down from *p: backwards, so its raw bits
+ * (a no-op when nb = 0) before its symbol. */
+static inline void enc_tok(const slim_codec *c, const tok *t, uint64_t *x, uint8_t **p)
+{
+    rans_enc_raw(x, p, t->nb, t->bits);
+    if (t->tab != TOK_RAW) rans_enc_sym(x, p, &c->esym[t->tab][t->sym]);
+}
+
+/* rANS-encode both states' tokens of a frame backwards (state 0 from
+ * toks[0][e0 - 1] down to [s0], state 1 likewise), a token of each per
+ * iteration so that the two dependency chains overlap. */
+static void encode_streams(const slim_codec *c, const uint32_t *ft, uint64_t *x, uint8_t **px,
+                           uint64_t *y, uint8_t **py)
+{
+    const tok *a = c->toks[0], *b = c->toks[1];
+    size_t i = ft[2], j = ft[3];
+    uint64_t xs = RANS_L, ys = RANS_L;
+    uint8_t *p = *px, *q = *py;
+    for (; i > ft[0] && j > ft[1]; i--, j--) {
+        enc_tok(c, &a[i - 1], &xs, &p);
+        enc_tok(c, &b[j - 1], &ys, &q);
+    }
+    for (; i > ft[0]; i--) enc_tok(c, &a[i - 1], &xs, &p);
+    for (; j > ft[1]; j--) enc_tok(c, &b[j - 1], &ys, &q);
+    *x = xs; *px = p;
+    *y = ys; *py = q;
+}
+
+/* rANS-encode frame f: each state has its own tokens and word stream,
+ * written backwards into its half of c->tmp, so the decoder's two states
+ * never wait for each other (nor the encoder's: each in a register).  The frame, appended to c->fbuf at
  * fsize: state 0 (8 bytes), state 1 (8 bytes), varint byte length of
  * stream 0, stream 0, stream 1.  Returns the frame's length. */
-static size_t encode_frame(slim_codec *c, size_t t0, size_t t1, size_t fsize)
+static size_t encode_frame(slim_codec *c, uint32_t f, size_t fsize)
 {
     size_t half = c->tmp_cap / 2;
-    uint8_t *end[2] = {c->tmp + half, c->tmp + c->tmp_cap}, *p[2] = {end[0], end[1]};
-    uint64_t x[2] = {RANS_L, RANS_L};
-    for (size_t i = t1; i-- > t0;) {
-        const tok *t = &c->toks[i];
-        if (t->tab == TOK_RAW) {
-            rans_enc_put(&x[t->st], &p[t->st], t->bits, 1, t->sym);
-        } else {
-            rans_enc_put_sym(&x[t->st], &p[t->st], &c->esym[t->tab][t->sym]);
-        }
-    }
+    uint8_t *end[2] = {c->tmp + half, c->tmp + c->tmp_cap}, *px = end[0], *py = end[1];
+    uint64_t x, y;
+    encode_streams(c, c->ftok + 2 * (size_t)f, &x, &px, &y, &py);
     uint8_t *o = c->fbuf + fsize;
-    size_t n0 = (size_t)(end[0] - p[0]), n1 = (size_t)(end[1] - p[1]), n = 16;
-    put_u64le(o, x[0]);
-    put_u64le(o + 8, x[1]);
+    size_t n0 = (size_t)(end[0] - px), n1 = (size_t)(end[1] - py), n = 16;
+    put_u64le(o, x);
+    put_u64le(o + 8, y);
     n += put_varint(o + n, n0);
-    memcpy(o + n, p[0], n0); n += n0;
-    memcpy(o + n, p[1], n1); n += n1;
+    memcpy(o + n, px, n0); n += n0;
+    memcpy(o + n, py, n1); n += n1;
     return n;
 }
 
@@ -441,7 +523,15 @@ static int check_params(slim_codec *c, const slim_chunk_params *pp, enc *e)
         return fail(c, SLIM_EINVAL, "precision eps %g out of range", e->eps);
     /* 5% headroom under 2*eps absorbs float32 rounding of decoded values */
     e->step = 2.0 * e->eps * 0.95;
+    e->inv_step = 1.0 / e->step;  /* a guess only: every q is checked */
     return 0;
+}
+
+/* Frame f - 1 ends here: frame f starts at the tokens emitted so far. */
+static inline void frame_end(slim_codec *c, uint32_t f)
+{
+    c->ftok[2 * f] = (uint32_t)c->ntoks[0];
+    c->ftok[2 * f + 1] = (uint32_t)c->ntoks[1];
 }
 
 /* Tokenise positions until the estimate reaches the target; frames. */
@@ -449,28 +539,61 @@ static int tokenise_all(slim_codec *c, enc *e, const slim_dist *dists, uint32_t 
                         uint32_t *npos, uint32_t *nframes, uint64_t *entries)
 {
     size_t target = e->pp->target_bytes ? e->pp->target_bytes : DEFAULT_TARGET;
-    uint32_t fe = 0, nf = 0, p;
+    uint32_t fe = 0, nf = 0, p, check = 1;
     uint64_t ent = 0;
-    c->ntoks = 0;
+    c->ntoks[0] = c->ntoks[1] = 0;
     memset(c->et, 0, sizeof c->et);
-    if (grow((void **)&c->ftok, &c->ftok_cap, 2, sizeof *c->ftok))
+    if (grow((void **)&c->ftok, &c->ftok_cap, 4, sizeof *c->ftok))
         return fail(c, SLIM_ENOMEM, "out of memory");
-    c->ftok[0] = 0;
+    c->ftok[0] = c->ftok[1] = 0;
     for (p = 0; p < n;) {
+        const slim_dist *d = &dists[p];
         if (grow((void **)&c->kpos, &c->kpos_cap, p + 1, sizeof *c->kpos) ||
-            grow((void **)&c->ftok, &c->ftok_cap, nf + 3, sizeof *c->ftok))
+            grow((void **)&c->ftok, &c->ftok_cap, 2 * (size_t)nf + 6, sizeof *c->ftok) ||
+            grow((void **)&c->rd, &c->rd_cap, p + 1, sizeof *c->rd) ||
+            grow((void **)&c->rids, &c->rcap, ent + d->k + 1, sizeof *c->rids) ||
+            grow((void **)&c->rvals, &c->rvcap, ent + d->k + 1, sizeof *c->rvals))
             return fail(c, SLIM_ENOMEM, "out of memory");
-        int rc = tokenise_position(c, e, &dists[p], e->pp->first_pos + p);
+        int rc = tokenise_position(c, e, d, e->pp->first_pos + p, c->rids + ent, c->rvals + ent);
         if (rc) return rc;
+        /* ids / vals are set once the scratch stops growing */
+        c->rd[p] = (slim_dist){d->k, e->pp->kind == SLIM_KIND_SAMPLED ? d->n_samples : 0, d->lse,
+                               NULL, NULL};
         c->kpos[p] = dists[p].k;
         ent += dists[p].k;
         fe += dists[p].k + 1;
         p++;
-        if (fe >= FRAME_ENTRIES) { c->ftok[++nf] = (uint32_t)c->ntoks; fe = 0; e->g = 0; }
-        if (estimate_bytes(c, e, p, nf + 1) >= (double)target) break;
+        if (fe >= FRAME_ENTRIES) { frame_end(c, ++nf); fe = 0; e->g = 0; }
+        if (p < check) continue;
+        /* The estimate costs a pass over the tables: taken again only once
+         * the positions since could have filled what was left at 1.5x the
+         * average size so far (a few times per chunk, every position near
+         * the end). */
+        double est = estimate_bytes(c, e, p, nf + 1);
+        if (est >= (double)target) break;
+        double room = ((double)target - est) / (1.5 * est / p);
+        check = p + (room > 1 ? (uint32_t)(room < 1e6 ? room : 1e6) : 1);
     }
-    if (fe > 0) c->ftok[++nf] = (uint32_t)c->ntoks;
+    if (fe > 0) frame_end(c, ++nf);
+    for (size_t i = 0, off = 0; i < p; off += c->rd[i++].k) {
+        c->rd[i].ids = c->rids + off;
+        c->rd[i].vals = c->rvals + off;
+    }
     *npos = p; *nframes = nf; *entries = ent;
+    return 0;
+}
+
+/* The statistics block's figures (c->rps) of the values readers will get
+ * back, and its mode: PSTAT_NOTAIL when every tail is +0. */
+static int stats_block(slim_codec *c, int kind, uint32_t npos, int *smode)
+{
+    if (grow((void **)&c->rps, &c->rps_cap, npos, sizeof *c->rps))
+        return fail(c, SLIM_ENOMEM, "out of memory");
+    *smode = PSTAT_NOTAIL;
+    for (uint32_t p = 0; p < npos; p++) {
+        slim_dist_pstat(&c->rd[p], kind, &c->rps[p]);
+        if (f2u(c->rps[p].tail_mass) != 0) *smode = PSTAT_FULL;
+    }
     return 0;
 }
 
@@ -482,12 +605,14 @@ int slim_chunk_encode(slim_codec *c, const slim_chunk_params *params,
     uint32_t npos = 0, nf = 0;
     uint64_t entries = 0;
     c->err[0] = 0;
+    c->rnpos = 0;
     if (n == 0) return fail(c, SLIM_EINVAL, "no positions to encode");
     int rc = check_params(c, params, &e);
     if (!rc) rc = tokenise_all(c, &e, dists, n, &npos, &nf, &entries);
     if (rc) return rc;
     for (int t = 0; t < NTAB; t++) {
         const etab *m = &c->et[t];
+        table_sums(&c->et[t]);
         normalise(&c->et[t]);
         for (uint32_t s = 0; s < m->nsym; s++)
             if (m->freq[s]) rans_esym_init(&c->esym[t][s], m->cum[s], m->freq[s]);
@@ -497,22 +622,26 @@ int slim_chunk_encode(slim_codec *c, const slim_chunk_params *params,
     if (grow((void **)&c->flen, &c->flen_cap, nf + 1, sizeof *c->flen))
         return fail(c, SLIM_ENOMEM, "out of memory");
     for (uint32_t f = 0; f < nf; f++) {
-        size_t nt = c->ftok[f + 1] - c->ftok[f];
+        size_t nt = (c->ftok[2 * f + 2] - c->ftok[2 * f]) + (c->ftok[2 * f + 3] - c->ftok[2 * f + 1]);
         /* a token emits at most one 4-byte word; each stream may get all */
         if (grow((void **)&c->tmp, &c->tmp_cap, nt * 8 + 64, 1) ||
             grow((void **)&c->fbuf, &c->fbuf_cap, fsize + nt * 4 + 64, 1))
             return fail(c, SLIM_ENOMEM, "out of memory");
-        size_t fl = encode_frame(c, c->ftok[f], c->ftok[f + 1], fsize);
+        size_t fl = encode_frame(c, f, fsize);
         c->flen[f] = (uint32_t)fl;
         fsize += fl;
     }
-    /* assemble: header, k table, F, tables, frame lengths, frames, checksum */
+    int smode = PSTAT_FULL;
+    if ((rc = stats_block(c, params->kind, npos, &smode))) return rc;
+    size_t sl = 1 + (size_t)npos * (smode == PSTAT_FULL ? 8 : 4);
+    /* assemble: header, statistics, k table, F, tables, frame lengths,
+     * frames, checksum */
     uint8_t hdr[HEADER_MAX], tabs[TABLES_MAX], vb[10];
     size_t h = write_header(&e, npos, entries, hdr);
     size_t tl = write_tables(c, tabs);
     int kconst = 1;
     for (uint32_t p = 1; p < npos; p++) if (c->kpos[p] != c->kpos[0]) kconst = 0;
-    size_t exact = h + 1 + put_varint(vb, FRAME_ENTRIES) + tl + fsize + CHECKSUM_BYTES;
+    size_t exact = h + sl + 1 + put_varint(vb, FRAME_ENTRIES) + tl + fsize + CHECKSUM_BYTES;
     for (uint32_t i = 0; i < (kconst ? 1 : npos); i++) exact += put_varint(vb, c->kpos[i]);
     for (uint32_t f = 0; f < nf; f++) exact += put_varint(vb, c->flen[f]);
     if (exact > cap) {
@@ -521,6 +650,11 @@ int slim_chunk_encode(slim_codec *c, const slim_chunk_params *params,
     }
     uint8_t *p = dst;
     memcpy(p, hdr, h); p += h;
+    *p++ = (uint8_t)smode;
+    for (uint32_t i = 0; i < npos; i++) {
+        put_u32le(p, f2u(c->rps[i].entropy)); p += 4;
+        if (smode == PSTAT_FULL) { put_u32le(p, f2u(c->rps[i].tail_mass)); p += 4; }
+    }
     *p++ = (uint8_t)(kconst ? 0 : 1);
     for (uint32_t i = 0; i < (kconst ? 1 : npos); i++) p += put_varint(p, c->kpos[i]);
     p += put_varint(p, FRAME_ENTRIES);
@@ -534,11 +668,18 @@ int slim_chunk_encode(slim_codec *c, const slim_chunk_params *params,
     c->stats.symbol_bits = 0;
     for (int t = 0; t < NTAB; t++)
         if (c->et[t].total)
-            c->stats.symbol_bits += c->et[t].total * log2((double)c->et[t].total) - c->et[t].clogc;
+            c->stats.symbol_bits += c->et[t].total * log2((double)c->et[t].total) - table_clogc(c, &c->et[t]);
     c->stats.table_bytes = tl;
     c->stats.frame_bytes = fsize;   /* incl. 16 bytes of states + split per frame */
-    c->stats.header_bytes = *len - tl - fsize;
+    c->stats.header_bytes = *len - tl - fsize;  /* incl. the statistics block */
     c->stats.nframes = nf;
+    c->rnpos = npos;
     *consumed = npos;
     return 0;
+}
+
+const slim_dist *slim_chunk_encoded(const slim_codec *c, uint32_t *npos)
+{
+    *npos = c->rnpos;
+    return c->rnpos ? c->rd : NULL;
 }

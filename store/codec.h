@@ -45,6 +45,18 @@ int slim_chunk_encode(slim_codec *c, const slim_chunk_params *params,
                       const slim_dist *dists, uint32_t n, uint8_t *dst,
                       size_t cap, size_t *len, uint32_t *consumed);
 
+/*
+ * The positions of the chunk the last slim_chunk_encode on c produced, as a
+ * decoder reconstructs them: bitwise what slim_chunk_decode with
+ * SLIM_READ_ID_ORDER returns (entries in id order, quantised values as
+ * decoded, lse and n_samples as stored) — the encoder computes them anyway,
+ * so the writer hashes these instead of decoding what it just encoded.
+ * Returns out[*npos] (*npos = the encode's *consumed), owned by c and valid
+ * until the next slim_chunk_encode on c (decoding with c leaves it alone);
+ * NULL and *npos = 0 after a failed encode.
+ */
+const slim_dist *slim_chunk_encoded(const slim_codec *c, uint32_t *npos);
+
 /* Header facts of an encoded chunk, without decoding it (cheap). */
 typedef struct slim_chunk_header {
     int kind;
@@ -52,6 +64,7 @@ typedef struct slim_chunk_header {
     uint32_t first_pos;
     uint32_t npos;
     uint64_t entries;        /* total entries in the chunk */
+    int version;             /* chunk format version (1, 2) */
 } slim_chunk_header;
 
 /* Parse and sanity-check the header; verifies the checksum when
@@ -74,6 +87,18 @@ int slim_chunk_decode(slim_codec *c, const uint8_t *src, size_t len,
                       uint32_t i, uint32_t n, slim_dist *out, uint32_t *ids,
                       float *vals, size_t cap, size_t *need, unsigned flags,
                       int check);
+
+/*
+ * slim_dist_pstat of positions [first_pos + i, first_pos + i + n) of the
+ * chunk into out[0..n), as computed from the values slim_chunk_decode gives
+ * in id order.  A version 2 chunk stores them (the statistics block,
+ * docs/FORMAT.md): read without touching the rANS frames.  A version 1
+ * chunk is decoded (c's scratch) and computed.  Verifies the checksum when
+ * `check` is nonzero.  Returns 0, SLIM_ECORRUPT, or SLIM_EINVAL when
+ * [i, i+n) is not inside the chunk.
+ */
+int slim_chunk_pstats(slim_codec *c, const uint8_t *src, size_t len,
+                      uint32_t i, uint32_t n, slim_pstat *out, int check);
 
 /*
  * Where the bytes of the last chunk slim_chunk_encode produced went, for

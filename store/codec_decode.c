@@ -22,7 +22,8 @@ static int parse_fixed(slim_codec *c, const uint8_t *src, size_t len, chdr *h,
     memset(h, 0, sizeof *h);
     if (len < 5 + 4 + CHECKSUM_BYTES) return CORRUPT(c, "chunk of %zu bytes is too short", len);
     if (p[0] != CHUNK_MAGIC0 || p[1] != CHUNK_MAGIC1) return CORRUPT(c, "bad chunk magic");
-    if (p[2] != CHUNK_VERSION) return CORRUPT(c, "unknown chunk version %u", p[2]);
+    if (p[2] != 1 && p[2] != CHUNK_VERSION) return CORRUPT(c, "unknown chunk version %u", p[2]);
+    h->version = p[2];
     h->kind = p[3];
     h->mode = p[4];
     p += 5;
@@ -43,6 +44,14 @@ static int parse_fixed(slim_codec *c, const uint8_t *src, size_t len, chdr *h,
         p += 16;
         if (!(h->eps > 0 && h->eps < 1e30 && h->step > 0 && h->step < 1e30))
             return CORRUPT(c, "bad precision in chunk header");
+    }
+    if (h->version >= 2) {  /* the statistics block */
+        if (p >= end || *p > PSTAT_NOTAIL) return CORRUPT(c, "bad statistics block");
+        h->smode = *p++;
+        uint64_t sl = (uint64_t)h->npos * (h->smode == PSTAT_FULL ? 8 : 4);
+        if (sl > (uint64_t)(end - p)) return CORRUPT(c, "truncated statistics block");
+        h->stats = p;
+        p += sl;
     }
     *body = p;
     return 0;
@@ -69,6 +78,43 @@ int slim_chunk_header_read(const uint8_t *src, size_t len, int check,
     out->first_pos = h.first_pos;
     out->npos = h.npos;
     out->entries = h.entries;
+    out->version = h.version;
+    return 0;
+}
+
+/* Version 1: no block; decode the range (id order) and compute. */
+static int pstats_by_decode(slim_codec *c, const uint8_t *src, size_t len, uint32_t i, uint32_t n,
+                            uint64_t entries, int kind, slim_pstat *out)
+{
+    if (grow((void **)&c->pids, &c->pcap, entries + 1, sizeof *c->pids) ||
+        grow((void **)&c->pvals, &c->pvcap, entries + 1, sizeof *c->pvals) ||
+        grow((void **)&c->pdist, &c->pdist_cap, n, sizeof *c->pdist))
+        return fail(c, SLIM_ENOMEM, "out of memory");
+    int rc = slim_chunk_decode(c, src, len, i, n, c->pdist, c->pids, c->pvals, c->pcap, NULL,
+                               SLIM_READ_ID_ORDER, 0);
+    if (rc) return rc == SLIM_ERANGE ? CORRUPT(c, "k table exceeds the header's entries") : rc;
+    for (uint32_t j = 0; j < n; j++) slim_dist_pstat(&c->pdist[j], kind, &out[j]);
+    return 0;
+}
+
+int slim_chunk_pstats(slim_codec *c, const uint8_t *src, size_t len, uint32_t i, uint32_t n,
+                      slim_pstat *out, int check)
+{
+    chdr h;
+    const uint8_t *body;
+    c->err[0] = 0;
+    int rc = parse_fixed(c, src, len, &h, &body);
+    if (!rc && check) rc = verify_checksum(c, src, len);
+    if (rc) return rc;
+    if ((uint64_t)i + n > h.npos)
+        return fail(c, SLIM_EINVAL, "positions %u..%u not in chunk of %u", i, i + n, h.npos);
+    if (h.version < 2) return pstats_by_decode(c, src, len, i, n, h.entries, h.kind, out);
+    size_t w = h.smode == PSTAT_FULL ? 8 : 4;
+    for (uint32_t j = 0; j < n; j++) {
+        const uint8_t *r = h.stats + (size_t)(i + j) * w;
+        out[j].entropy = u2f(get_u32le(r));
+        out[j].tail_mass = w == 8 ? u2f(get_u32le(r + 4)) : 0.0f;
+    }
     return 0;
 }
 

@@ -14,7 +14,9 @@
 
 #define CHUNK_MAGIC0 0x53     /* 'S' */
 #define CHUNK_MAGIC1 0x43     /* 'C' */
-#define CHUNK_VERSION 1
+#define CHUNK_VERSION 2       /* written; 1 is still read (no statistics block) */
+#define PSTAT_FULL 0          /* statistics block: entropy and tail per position */
+#define PSTAT_NOTAIL 1        /*   entropy only: every tail_mass is 0 */
 #define NCTX 16               /* contexts per model (gap, value) */
 #define NBIN 128              /* bucket symbols of a uint32 */
 #define NVSYM (NBIN + 2)      /* value alphabet of quantised modes */
@@ -33,11 +35,11 @@
 #define CHECKSUM_BYTES 8
 #define NCLOG 4096            /* entries of the n*log2(n) table */
 
-typedef struct tok {          /* one rANS symbol, in decode order */
-    uint8_t tab;              /* table index, or TOK_RAW */
-    uint8_t st;               /* rANS state 0/1 */
-    uint16_t sym;             /* symbol, or number of raw bits (1..16) */
-    uint32_t bits;            /* raw bits */
+typedef struct tok {          /* one state's step, in decode order: a symbol of */
+    uint8_t tab;              /* table tab (TOK_RAW: none), then nb raw bits */
+    uint8_t nb;               /* 0..31 */
+    uint16_t sym;
+    uint32_t bits;
 } tok;
 
 typedef struct dtab {         /* decode table */
@@ -63,20 +65,30 @@ typedef struct chdr {         /* everything parsed in front of the frames */
     const uint8_t *tabs; size_t tabs_len;   /* table region */
     const uint8_t *frames; size_t frames_len;
     uint32_t nframes;
+    int version;
+    int smode;                /* version 2: PSTAT_* */
+    const uint8_t *stats;     /* version 2: the statistics block's records */
 } chdr;
 
 struct slim_codec {
     char err[256];
     /* encoder scratch */
-    tok *toks; size_t ntoks, toks_cap;
+    tok *toks[2]; size_t ntoks[2], toks_cap[2];  /* per rANS state: the streams are independent */
     uint64_t *pairs, *pairs2; int64_t *q; size_t pairs_cap, pairs2_cap, q_cap;
     uint32_t *kpos; size_t kpos_cap;        /* also used by the decoder */
-    uint32_t *ftok; size_t ftok_cap;        /* token index where frame f starts (+ end) */
+    uint32_t *ftok; size_t ftok_cap;        /* [2f + st]: state st's first token of frame f (+ end) */
     uint8_t *fbuf, *tmp; size_t fbuf_cap, tmp_cap;
     uint32_t *flen; size_t flen_cap;
     etab et[NTAB];
     rans_esym esym[NTAB][NVSYM];            /* encoder form of et[].freq/cum */
     double *clogx; uint32_t clogx_n;        /* n*log2(n) for NCLOG <= n < NCLOG + clogx_n */
+    /* the last chunk as a decoder reconstructs it (slim_chunk_encoded) */
+    slim_dist *rd; size_t rd_cap; uint32_t rnpos;
+    uint32_t *rids; float *rvals; size_t rcap, rvcap;
+    slim_pstat *rps; size_t rps_cap;        /* their statistics (the block) */
+    /* slim_chunk_pstats of a version 1 chunk: decode scratch */
+    uint32_t *pids; float *pvals; size_t pcap, pvcap;
+    slim_dist *pdist; size_t pdist_cap;
     /* decoder scratch */
     dtab dt[NTAB];
     uint32_t tmask[2];        /* contexts present: gap, value (bit = ctx) */
@@ -125,13 +137,16 @@ static inline unsigned ctx_of(uint32_t x)
 }
 
 /* Bucket of v: 0..15 themselves; then 4 buckets per power of two (the two
- * bits under the leading one), the rest raw.  Returns the symbol. */
+ * bits under the leading one), the rest raw (*nb <= 29 bits).  Returns the
+ * symbol.  Branch-free: id gaps straddle 16 at random, and a mispredicted
+ * branch per entry was a good part of the encoder's time. */
 static inline unsigned bin_of(uint32_t v, unsigned *nb)
 {
-    if (v < 16) { *nb = 0; return v; }
-    unsigned e = bitlen(v) - 1;
-    *nb = e - 2;
-    return 16 + (e - 4) * 4 + ((v >> (e - 2)) & 3);
+    unsigned e = 31 - (unsigned)__builtin_clz(v | 1);  /* bitlen(v) - 1 */
+    int big = v >= 16;
+    unsigned sh = big ? e - 2 : 0;
+    *nb = sh;
+    return big ? 16 + (e - 4) * 4 + ((v >> sh) & 3) : v;
 }
 
 /* Bucket symbol -> (base, raw bit count): the inverse of bin_of
@@ -172,6 +187,11 @@ static const uint8_t bbits[NBIN] = {
 };
 
 static inline void put_u64le(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static inline void put_u32le(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static inline uint32_t get_u32le(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
 static inline uint64_t get_u64le(const uint8_t *p)
 {
     uint64_t v = 0;

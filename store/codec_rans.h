@@ -21,24 +21,7 @@
 #define RANS_SCALE 12
 #define RANS_TOT (1u << RANS_SCALE)
 
-/* Encode one symbol (start, freq) of scale `scale` bits (<= 31); the
- * output pointer *pp moves down by 4 bytes when a word is emitted. */
-static inline void rans_enc_put(uint64_t *x, uint8_t **pp, uint32_t start,
-                                uint32_t freq, unsigned scale)
-{
-    uint64_t xs = *x;
-    uint64_t xmax = ((RANS_L >> scale) << 32) * freq;
-    if (xs >= xmax) {
-        uint8_t *p = *pp - 4;
-        p[0] = (uint8_t)xs; p[1] = (uint8_t)(xs >> 8);
-        p[2] = (uint8_t)(xs >> 16); p[3] = (uint8_t)(xs >> 24);
-        *pp = p;
-        xs >>= 32;
-    }
-    *x = ((xs / freq) << scale) + (xs % freq) + start;
-}
-
-/* A table symbol prepared for the encoder: x / freq becomes a multiply by
+/* A table symbol (start, freq) prepared for the encoder: x / freq becomes a multiply by
  * a reciprocal (Granlund & Montgomery 1994, thm 4.2; the idea of ryg_rans's
  * RansEncSymbol), since a 64-bit div per symbol was the encoder's hottest
  * instruction.  Exact: the state entering the division is < 2^63 (it is
@@ -76,28 +59,39 @@ static inline void rans_esym_init(rans_esym *s, uint32_t start, uint32_t freq)
     s->bias = start;
 }
 
-/* rans_enc_put(x, pp, start, freq, RANS_SCALE) with s = (start, freq). */
-static inline void rans_enc_put_sym(uint64_t *x, uint8_t **pp, const rans_esym *s)
+/*
+ * Encoder steps without branches: in the encoder's loop the renormalisation
+ * test was mispredicted all the time (whether a word goes out is data).
+ * The word is always stored at *pp - 4 and the pointer moves only when it
+ * is due, so a stream needs 4 bytes of slack below it.
+ */
+static inline void rans_enc_renorm(uint64_t *x, uint8_t **pp, uint64_t xmax)
 {
     uint64_t xs = *x;
-    if (xs >= s->xmax) {
-        uint8_t *p = *pp - 4;
-        p[0] = (uint8_t)xs; p[1] = (uint8_t)(xs >> 8);
-        p[2] = (uint8_t)(xs >> 16); p[3] = (uint8_t)(xs >> 24);
-        *pp = p;
-        xs >>= 32;
-    }
+    unsigned out = xs >= xmax;
+    uint8_t *p = *pp - 4;
+    p[0] = (uint8_t)xs; p[1] = (uint8_t)(xs >> 8);
+    p[2] = (uint8_t)(xs >> 16); p[3] = (uint8_t)(xs >> 24);
+    *pp -= 4 * out;
+    *x = xs >> (32 * out);
+}
+
+/* An n-bit raw field (0 <= n <= 31; n = 0 changes nothing: x < 2^63 =
+ * xmax), i.e. a symbol of frequency 1 at scale n: x = (x << n) + bits. */
+static inline void rans_enc_raw(uint64_t *x, uint8_t **pp, unsigned n, uint32_t bits)
+{
+    rans_enc_renorm(x, pp, (RANS_L >> n) << 32);
+    *x = (*x << n) + bits;
+}
+
+/* Table symbol s: x = (x / freq) << 12 + x % freq + start. */
+static inline void rans_enc_sym(uint64_t *x, uint8_t **pp, const rans_esym *s)
+{
+    rans_enc_renorm(x, pp, s->xmax);
+    uint64_t xs = *x;
     __extension__ unsigned __int128 m = (unsigned __int128)xs * s->rcp;
     uint64_t q = (uint64_t)(m >> 64) >> s->shift;
     *x = xs + s->bias + q * s->cmpl;
-}
-
-/* Flush a state as 8 little-endian bytes (written backwards). */
-static inline void rans_enc_flush(uint64_t x, uint8_t **pp)
-{
-    uint8_t *p = *pp - 8;
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(x >> (8 * i));
-    *pp = p;
 }
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * prepare.c — the half of appending a sequence that needs no writer:
- * validation, record encoding, decode-after-encode and the content hash.
+ * validation, record encoding and the content hash (of the values the
+ * encoder says a decoder will reconstruct; decode-after-encode on request).
  * Runs on any thread with its own slim_preparer; the writer (write_seq.c)
  * then only numbers the sequence and appends the ready chunks.  Dense ingest
  * spends most of its store time here (a V=32000 top-5 % position is 1600
@@ -24,6 +25,8 @@ int slim_preparer_new(slim_preparer **out)
         free(pr);
         return rc;
     }
+    const char *v = getenv("SLIM_VERIFY_ENCODE");
+    pr->verify = v && *v && strcmp(v, "0") != 0;
     *out = pr;
     return 0;
 }
@@ -137,7 +140,9 @@ static int validate(slim_preparer *pr, slim_prepared *p, size_t *entries)
 
 /* ------------------------------------------------------------ encoding */
 
-static int encode_all(slim_preparer *pr, slim_prepared *p, size_t entries)
+/* Encode positions [from, npos) into p's chunks; with h, hash each chunk's
+ * positions as the codec reconstructs them (in position order). */
+static int encode_all(slim_preparer *pr, slim_prepared *p, size_t entries, slim_hasher *h)
 {
     slim_chunk_params par = {p->kind, p->prec, p->V, p->from, 0};
     /* one bound for the whole range: every chunk is encoded in place at
@@ -161,6 +166,11 @@ static int encode_all(slim_preparer *pr, slim_prepared *p, size_t entries)
             return perr(p, rc ? rc : SLIM_ERROR, "position %u: encoding failed: %s", pos,
                         slim_codec_errmsg(pr->codec));
         p->chunks[p->nchunks++] = (slim__pchunk){pos, used, p->buflen, len};
+        if (h) {
+            uint32_t m;
+            const slim_dist *rd = slim_chunk_encoded(pr->codec, &m);
+            for (uint32_t j = 0; j < m; j++) slim__hash_pos(h, &rd[j]);
+        }
         p->buflen += len;
         p->bytes += (int64_t)len;
         pos += used;
@@ -203,6 +213,23 @@ int slim__prepared_feed(slim_preparer *pr, const slim_prepared *p, slim_hasher *
     return 0;
 }
 
+/* SLIM_VERIFY_ENCODE: decode every chunk just made and check that it gives
+ * the hash computed from the encoder's reconstruction (a codec bug shows
+ * here as SLIM_ECORRUPT instead of as a store that fails verify later). */
+static int verify_encoded(slim_preparer *pr, slim_prepared *p)
+{
+    slim_hasher h;
+    uint8_t hash[16];
+    int64_t got = 0;
+    if (slim__hash_begin(&h, p->tokens, p->T, p->npos)) return perr(p, SLIM_ENOMEM, "out of memory");
+    int rc = slim__prepared_feed(pr, p, &h, &got, p->err, sizeof p->err);
+    slim__hash_end(&h, hash);
+    if (rc) return p->rc = rc;
+    if (got != p->entries || memcmp(hash, p->hash, 16))
+        return perr(p, SLIM_ECORRUPT, "the chunks decode to other values than the encoder reconstructed");
+    return 0;
+}
+
 int slim__prepare(slim_preparer *pr, slim_prepared *p, int kind, const slim_precision *prec, uint32_t V,
                   const uint32_t *tokens, uint32_t T, const slim_dist *dists, uint32_t npos, uint32_t from)
 {
@@ -226,17 +253,16 @@ int slim__prepare(slim_preparer *pr, slim_prepared *p, int kind, const slim_prec
     size_t entries = 0;
     int rc = validate(pr, p, &entries);
     p->entries = (int64_t)entries;
-    if (!rc && from < npos) rc = encode_all(pr, p, entries);
-    if (rc || from > 0) return rc;
-    /* an owner's hash needs nothing but its own records: finish it here,
-     * from the decoded chunks (what a reader gets back) */
+    if (rc) return rc;
+    if (from > 0) return from < npos ? encode_all(pr, p, entries, NULL) : 0;
+    /* an owner's hash needs nothing but its own records: computed here
+     * while encoding, from the values a reader will get back */
     slim_hasher h;
     if (slim__hash_begin(&h, tokens, T, npos)) return perr(p, SLIM_ENOMEM, "out of memory");
-    int64_t got = 0;
-    rc = slim__prepared_feed(pr, p, &h, &got, p->err, sizeof p->err);
+    if (npos) rc = encode_all(pr, p, entries, &h);
     slim__hash_end(&h, p->hash);
-    if (rc) return p->rc = rc;
-    p->entries = got;
+    if (!rc && pr->verify) rc = verify_encoded(pr, p);
+    if (rc) return rc;
     p->hashed = 1;
     return 0;
 }

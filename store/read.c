@@ -32,6 +32,7 @@ struct slim_reader {
 
 typedef int (*chunk_fn)(void *ctx, const MDB_val *v, uint32_t i, uint32_t m,
                         const slim_chunk_header *h);
+#define SLIM__EPSTATS (-100)  /* a chunk_fn's: statistics block != values */
 
 static int io_fail(slim_rangeio *io, int rc, const MDB_val *k, const char *what)
 {
@@ -80,6 +81,8 @@ static int walk_owned(slim_rangeio *io, int64_t d, int64_t s, uint32_t pos, uint
         uint32_t i = pos - kp, m = h.npos - i < n ? h.npos - i : n;
         int rc = fn(ctx, &v, i, m, &h);
         if (rc == SLIM_ECORRUPT) return io_fail(io, rc, &k, "checksum mismatch or undecodable");
+        if (rc == SLIM__EPSTATS)
+            return io_fail(io, SLIM_ECORRUPT, &k, "statistics block disagrees with the decoded values");
         if (rc && rc != SLIM_ERANGE) return rc;
         pos += m;
         n -= m;
@@ -154,6 +157,24 @@ typedef struct hash_ctx {
     int64_t *entries;
 } hash_ctx;
 
+/* A version 2 chunk's statistics block against its decoded values dbuf[m]
+ * (checksum already verified by the decode). */
+static int stats_match(slim_codec *codec, const MDB_val *v, uint32_t i, uint32_t m, int kind,
+                       const slim_dist *dbuf)
+{
+    slim_pstat stored[64];
+    for (uint32_t j0 = 0; j0 < m; j0 += 64) {
+        uint32_t n = m - j0 < 64 ? m - j0 : 64;
+        if (slim_chunk_pstats(codec, v->mv_data, v->mv_size, i + j0, n, stored, 0)) return SLIM_ECORRUPT;
+        for (uint32_t j = 0; j < n; j++) {
+            slim_pstat want;
+            slim_dist_pstat(&dbuf[j0 + j], kind, &want);
+            if (memcmp(&want, &stored[j], sizeof want)) return SLIM__EPSTATS;
+        }
+    }
+    return 0;
+}
+
 static int hash_cb(void *vctx, const MDB_val *v, uint32_t i, uint32_t m,
                    const slim_chunk_header *h)
 {
@@ -171,7 +192,7 @@ static int hash_cb(void *vctx, const MDB_val *v, uint32_t i, uint32_t m,
         slim__hash_pos(c->h, &(*c->dbuf)[j]);
         if (c->entries) *c->entries += (*c->dbuf)[j].k;
     }
-    return 0;
+    return h->version >= 2 ? stats_match(c->codec, v, i, m, h->kind, *c->dbuf) : 0;
 }
 
 int slim__hash_owned(slim_rangeio *io, slim_hasher *h, int64_t dataset, int64_t seq,
@@ -180,6 +201,32 @@ int slim__hash_owned(slim_rangeio *io, slim_hasher *h, int64_t dataset, int64_t 
 {
     hash_ctx c = {io->codec, h, ids, vals, cap, dbuf, dcap, entries};
     return walk_owned(io, dataset, seq, pos, n, hash_cb, &c);
+}
+
+typedef struct pstat_ctx {
+    const void **verified;
+    slim_codec *codec;
+    slim_pstat *out;
+} pstat_ctx;
+
+/* The chunk's statistics block (version 2) or its decoded values. */
+static int pstat_cb(void *vctx, const MDB_val *v, uint32_t i, uint32_t m,
+                    const slim_chunk_header *h)
+{
+    pstat_ctx *c = vctx;
+    int check = !c->verified || *c->verified != v->mv_data;
+    int rc = slim_chunk_pstats(c->codec, v->mv_data, v->mv_size, i, m, c->out, check);
+    if (rc) return rc == SLIM_ENOMEM ? rc : SLIM_ECORRUPT;
+    if (check && c->verified) *c->verified = v->mv_data;
+    c->out += m;
+    return 0;
+}
+
+int slim__pstats_owned(slim_rangeio *io, int64_t dataset, int64_t seq, uint32_t pos, uint32_t n,
+                       slim_pstat *out)
+{
+    pstat_ctx c = {io->verified, io->codec, out};
+    return walk_owned(io, dataset, seq, pos, n, pstat_cb, &c);
 }
 
 /* ------------------------------------------------------------ reader */
@@ -371,9 +418,9 @@ int slim_read_tokens(slim_reader *r, int64_t dataset, int64_t seq, uint32_t *buf
     return 0;
 }
 
-int slim_read_positions(slim_reader *r, int64_t dataset, int64_t seq, uint32_t pos, uint32_t n,
-                        slim_dist *out, uint32_t *ids, float *vals, size_t cap, size_t *need,
-                        unsigned flags)
+/* The checks of a range read: the sequence exists, its records were not
+ * freed, [pos, pos+n) is inside it; loads r->meta. */
+static int range_begin(slim_reader *r, int64_t dataset, int64_t seq, uint32_t pos, uint32_t n)
 {
     int rc = load_meta(r, dataset, seq);
     if (rc) return rc;
@@ -384,8 +431,18 @@ int slim_read_positions(slim_reader *r, int64_t dataset, int64_t seq, uint32_t p
     if (pos > m->npos || n > m->npos - pos)
         return slim__err(r->st, SLIM_ENOTFOUND, "dataset %lld seq %lld has %u positions, asked %u..%u",
                          (long long)dataset, (long long)seq, m->npos, pos, pos + n);
-    slim_rangeio io = {r->cur, r->codec, &r->gets, r->errbuf, sizeof r->errbuf, &r->verified};
     r->errbuf[0] = 0;
+    return 0;
+}
+
+int slim_read_positions(slim_reader *r, int64_t dataset, int64_t seq, uint32_t pos, uint32_t n,
+                        slim_dist *out, uint32_t *ids, float *vals, size_t cap, size_t *need,
+                        unsigned flags)
+{
+    int rc = range_begin(r, dataset, seq, pos, n);
+    if (rc) return rc;
+    const slim_seqmeta *m = &r->meta;
+    slim_rangeio io = {r->cur, r->codec, &r->gets, r->errbuf, sizeof r->errbuf, &r->verified};
     size_t need1 = 0, need2 = 0, used = 0;
     uint32_t n1 = 0;
     int rc1 = 0, rc2 = 0;
@@ -406,6 +463,26 @@ int slim_read_positions(slim_reader *r, int64_t dataset, int64_t seq, uint32_t p
     if (rc1 || rc2)
         return slim__err(r->st, SLIM_ERANGE, "positions %u..%u need %zu entries, buffer holds %zu",
                          pos, pos + n, need1 + need2, cap);
+    return 0;
+}
+
+int slim_read_pstats(slim_reader *r, int64_t dataset, int64_t seq, uint32_t pos, uint32_t n,
+                     slim_pstat *out)
+{
+    int rc = range_begin(r, dataset, seq, pos, n);
+    if (rc) return rc;
+    const slim_seqmeta *m = &r->meta;
+    slim_rangeio io = {r->cur, r->codec, &r->gets, r->errbuf, sizeof r->errbuf, &r->verified};
+    uint32_t n1 = 0;
+    if (pos < m->prefix_len) {  /* the shared part: one hop to the owner */
+        n1 = m->prefix_len - pos < n ? m->prefix_len - pos : n;
+        rc = slim__pstats_owned(&io, m->prefix_dataset, m->prefix_seq, pos, n1, out);
+        if (rc) return reader_err(r, rc, "reading shared prefix");
+    }
+    if (n > n1) {
+        rc = slim__pstats_owned(&io, dataset, seq, pos + n1, n - n1, out + n1);
+        if (rc) return reader_err(r, rc, "reading positions");
+    }
     return 0;
 }
 

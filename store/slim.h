@@ -126,6 +126,25 @@ typedef struct slim_dist {
     float *vals;         /* [k] logits / log-probs / counts */
 } slim_dist;
 
+/*
+ * Per-position statistics, the one definition every tool uses (slim-query's
+ * entropy and tail columns, the stats stored in each chunk).  Probabilities
+ * are exp(val - lse) for LOGITS, with lse = logsumexp of the stored values
+ * when d->lse is NaN (the stored entries are then the whole distribution:
+ * tail 0); count / n_samples for SAMPLED.  The tail (the mass of the ids not
+ * stored) counts as one bucket in the entropy.  Computed in double, rounded
+ * to float, within 1e-6 relative of the exact formula; O(k), no
+ * allocation.  The sums follow the entries' order, so another order may
+ * differ in the last bit: the figures stored in chunks (and returned by
+ * slim_read_pstats) are those of the entries in ascending id order.
+ */
+typedef struct slim_pstat {
+    float entropy;    /* nats: the stored entries plus the tail mass as one bucket */
+    float tail_mass;  /* 1 - sum of the stored probabilities, clamped to [0, 1]; 0 when the normaliser is unknown (lse NaN) */
+} slim_pstat;
+
+void slim_dist_pstat(const slim_dist *d, int kind, slim_pstat *out);
+
 /* Storage precision of a dataset's values. */
 #define SLIM_PREC_LOGPROB 1  /* |stored log-prob - input log-prob| <= eps (nats) */
 #define SLIM_PREC_PROB 2     /* |stored prob - input prob| <= eps */
@@ -240,6 +259,17 @@ int slim_read_positions(slim_reader *r, int64_t dataset, int64_t seq,
                         uint32_t *ids, float *vals, size_t cap, size_t *need,
                         unsigned flags);
 
+/*
+ * slim_dist_pstat of positions [pos, pos+n) of a sequence into out[0..n),
+ * bitwise as computed from the values slim_read_positions returns with
+ * SLIM_READ_ID_ORDER (prefix references resolved the same way, same errors),
+ * but without handing the entries back: chunks that store their statistics (format version 2,
+ * docs/FORMAT.md) are answered without decoding a single entry.  No
+ * allocation once the reader is warm.
+ */
+int slim_read_pstats(slim_reader *r, int64_t dataset, int64_t seq,
+                     uint32_t pos, uint32_t n, slim_pstat *out);
+
 /* Records touched (LMDB gets) by this reader since it began: for tests and
  * for the query planner's honesty checks. */
 uint64_t slim_read_record_count(const slim_reader *r);
@@ -316,7 +346,7 @@ int slim_write_seq(slim_writer *w, int64_t dataset, int64_t run_id,
 
 /*
  * Prepared sequences: slim_write_seq split in two so that the expensive half
- * (validation, record encoding, decode-after-encode and the content hash)
+ * (validation, record encoding and the content hash)
  * runs on any thread, outside the write transaction, and the single writer
  * only numbers the sequence, appends the ready records and adds its
  * metadata rows.  slim_write_seq itself is prepare + write_prepared.
@@ -347,8 +377,9 @@ void slim_prepared_free(slim_prepared *p);
  * vocabulary size V (those of slim_dataset_info; slim_write_prepared refuses
  * a prepared sequence whose three differ from the dataset's with
  * SLIM_EMISMATCH).  The checks are slim_write_seq's; on failure returns
- * SLIM_EINVAL (or SLIM_ENOMEM, SLIM_ECORRUPT when the codec's output does not
- * decode) and slim_prepared_errmsg(out) names the position ("position 4: id
+ * SLIM_EINVAL (or SLIM_ENOMEM; SLIM_ECORRUPT when SLIM_VERIFY_ENCODE is set in
+ * the environment and the codec's output does not decode to the values it
+ * was hashed from, docs/STORE.md) and slim_prepared_errmsg(out) names the position ("position 4: id
  * 70000 >= vocab size 32000").  Records are encoded as an owner's (from
  * position 0).  tokens[T] and dists[npos] are borrowed, not copied: they must
  * stay valid and unchanged until slim_write_prepared with `out` returns

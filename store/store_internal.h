@@ -95,9 +95,17 @@ int slim__read_owned(slim_rangeio *io, int64_t dataset, int64_t seq, uint32_t po
                      uint32_t n, slim_dist *out, uint32_t *ids, float *vals,
                      size_t cap, size_t *need, unsigned flags);
 
+/* slim_dist_pstat of positions [pos, pos+n) owned by (dataset, seq) into
+ * out[0..n): from each chunk's statistics block (version 2), or by decoding
+ * a version 1 chunk (slim_chunk_pstats). */
+int slim__pstats_owned(slim_rangeio *io, int64_t dataset, int64_t seq, uint32_t pos,
+                       uint32_t n, slim_pstat *out);
+
 /* Feed positions [pos, pos+n) owned by (dataset, seq) into a hasher,
  * chunk by chunk, growing the ids / vals scratch (capacity *cap) as needed.  Adds the
- * entries seen to *entries when not NULL. */
+ * entries seen to *entries when not NULL.  Also checks each version 2
+ * chunk's statistics block against the decoded values (SLIM_ECORRUPT,
+ * "statistics block disagrees ..."). */
 int slim__hash_owned(slim_rangeio *io, slim_hasher *h, int64_t dataset, int64_t seq,
                      uint32_t pos, uint32_t n, uint32_t **ids, float **vals,
                      size_t *cap, slim_dist **dbuf, size_t *dcap, int64_t *entries);

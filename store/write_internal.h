@@ -63,6 +63,7 @@ struct slim_preparer {
     size_t cap;
     slim_dist *dbuf;
     size_t dcap;
+    int verify;              /* SLIM_VERIFY_ENCODE: decode-after-encode */
 };
 
 struct slim_prepared {

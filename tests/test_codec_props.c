@@ -6,6 +6,7 @@
 #include "codec.h"
 #include "lib/synth.h"
 #include "lib/tap.h"
+#include "test_store_util.h"
 
 #include <float.h>
 #include <math.h>
@@ -631,19 +632,54 @@ static void test_invalid(slim_codec *c)
     TAP_END();
 }
 
-/* The worked example of docs/FORMAT.md, "Record chunks": the bytes there
- * must stay what the encoder writes (a format change must update both). */
+/* The worked example of docs/FORMAT.md, "Record chunks" (version 2): the
+ * bytes there must stay what the encoder writes (a format change must
+ * update both); tsu_chunk_v1 is the same chunk as version 1 writers made it. */
+static const uint8_t example_v2[143] = {
+    0x53, 0x43, 0x02, 0x01, 0x01, 0x0a, 0x00, 0x02, 0x03, 0x7b, 0x14, 0xae, 0x47, 0xe1, 0x7a, 0x84,
+    0x3f, 0xdb, 0xf9, 0x7e, 0x6a, 0xbc, 0x74, 0x93, 0x3f, 0x00, 0xfc, 0xb8, 0x6b, 0x3f, 0xcd, 0xf2,
+    0x81, 0x3e, 0x15, 0xa4, 0x9b, 0x3e, 0xaf, 0x9a, 0xb9, 0x3d, 0x01, 0x02, 0x01, 0x80, 0x08, 0x01,
+    0x80, 0x20, 0x01, 0x02, 0x04, 0x80, 0x10, 0x00, 0x00, 0x80, 0x10, 0x04, 0x00, 0x00, 0x00, 0x80,
+    0x20, 0x01, 0x02, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x20, 0x1d, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x80, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x10, 0x19, 0x00, 0x00,
+    0x00, 0x00, 0x20, 0x00, 0x00, 0x00, 0x02, 0x08, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x04, 0x00,
+    0x00, 0x09, 0x08, 0x00, 0x00, 0x00, 0x00, 0xd5, 0xbe, 0x12, 0x9b, 0x60, 0x25, 0x19, 0x1d};
+
+/* Both versions decode to the documented values; their statistics (stored
+ * in v2, computed by decoding v1) are slim_dist_pstat of those values. */
+static void check_example(slim_codec *c, const uint8_t *src, size_t len, int version)
+{
+    slim_dist o[2];
+    uint32_t ids[3];
+    float vals[3];
+    slim_chunk_header h;
+    int rc = slim_chunk_header_read(src, len, 1, &h);
+    CHECK(rc == 0 && h.version == version && h.npos == 2 && h.entries == 3, "v%d header: rc %d", version, rc);
+    rc = slim_chunk_decode(c, src, len, 0, 2, o, ids, vals, 3, NULL, SLIM_READ_ID_ORDER, 1);
+    CHECK(rc == 0 && o[0].k == 2 && o[0].ids[0] == 3 && o[0].vals[0] == (float)(0 - 0.019 * 26) &&
+          o[0].ids[1] == 7 && o[0].vals[1] == (float)(0 - 0.019 * 105) && o[1].k == 1 &&
+          o[1].ids[0] == 0 && o[1].vals[0] == (float)(0 - 0.019 * 5), "v%d: decoded values differ", version);
+    slim_pstat ps[2], one;
+    rc = slim_chunk_pstats(c, src, len, 0, 2, ps, 1);
+    CHECK(rc == 0, "v%d: pstats rc %d: %s", version, rc, slim_codec_errmsg(c));
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        slim_pstat want;
+        slim_dist_pstat(&o[i], SLIM_KIND_LOGITS, &want);
+        CHECK(memcmp(&want, &ps[i], sizeof want) == 0, "v%d position %d: entropy %.9g tail %.9g, want %.9g %.9g",
+              version, i, ps[i].entropy, ps[i].tail_mass, want.entropy, want.tail_mass);
+    }
+    /* documented figures: 0.920791388 / 0.253805548 and 0.303986222 / 0.0906270668 nats */
+    CHECK(fabs(ps[0].entropy - 0.920791388) < 1e-7 && fabs(ps[0].tail_mass - 0.253805548) < 1e-7 &&
+          fabs(ps[1].entropy - 0.303986222) < 1e-7 && fabs(ps[1].tail_mass - 0.0906270668) < 1e-7,
+          "v%d: statistics differ from docs/FORMAT.md", version);
+    rc = slim_chunk_pstats(c, src, len, 1, 1, &one, 1);
+    CHECK(rc == 0 && memcmp(&one, &ps[1], sizeof one) == 0, "v%d: sub-range pstats differ", version);
+    CHECK(slim_chunk_pstats(c, src, len, 1, 2, ps, 1) == SLIM_EINVAL, "v%d: range past npos accepted", version);
+}
+
 static void test_format_example(slim_codec *c)
 {
-    static const uint8_t want[126] = {
-        0x53, 0x43, 0x01, 0x01, 0x01, 0x0a, 0x00, 0x02, 0x03, 0x7b, 0x14, 0xae, 0x47, 0xe1, 0x7a, 0x84,
-        0x3f, 0xdb, 0xf9, 0x7e, 0x6a, 0xbc, 0x74, 0x93, 0x3f, 0x01, 0x02, 0x01, 0x80, 0x08, 0x01, 0x80,
-        0x20, 0x01, 0x02, 0x04, 0x80, 0x10, 0x00, 0x00, 0x80, 0x10, 0x04, 0x00, 0x00, 0x00, 0x80, 0x20,
-        0x01, 0x02, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x20, 0x1d, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0x80, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x10, 0x19, 0x00, 0x00, 0x00,
-        0x00, 0x20, 0x00, 0x00, 0x00, 0x02, 0x08, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00,
-        0x09, 0x08, 0x00, 0x00, 0x00, 0x00, 0xec, 0x40, 0x3a, 0xe4, 0x39, 0xb3, 0x71, 0x99};
     uint32_t i0[2] = {7, 3}, i1[1] = {0};
     float v0[2] = {-2.0f, -0.5f}, v1[1] = {-0.1f};
     slim_dist d[2] = {{2, 0, 0.0f, i0, v0}, {1, 0, 0.0f, i1, v1}};
@@ -654,15 +690,20 @@ static void test_format_example(slim_codec *c)
     uint32_t used = 0;
     TAP_BEGIN("docs/FORMAT.md worked example is what the encoder writes");
     int rc = slim_chunk_encode(c, &pp, d, 2, buf, sizeof buf, &len, &used);
-    CHECK(rc == 0 && used == 2 && len == sizeof want && memcmp(buf, want, len) == 0,
-          "rc %d, %zu bytes, differs from the documented 126", rc, len);
-    slim_dist o[2];
-    uint32_t ids[3];
-    float vals[3];
-    rc = slim_chunk_decode(c, want, sizeof want, 0, 2, o, ids, vals, 3, NULL, 0, 1);
-    CHECK(rc == 0 && o[0].k == 2 && o[0].ids[0] == 3 && o[0].vals[0] == (float)(0 - 0.019 * 26) &&
-          o[0].ids[1] == 7 && o[0].vals[1] == (float)(0 - 0.019 * 105) && o[1].k == 1 &&
-          o[1].ids[0] == 0 && o[1].vals[0] == (float)(0 - 0.019 * 5), "decoded values differ");
+    CHECK(rc == 0 && used == 2 && len == sizeof example_v2 && memcmp(buf, example_v2, len) == 0,
+          "rc %d, %zu bytes, differs from the documented %zu", rc, len, sizeof example_v2);
+    check_example(c, example_v2, sizeof example_v2, 2);
+    TAP_END();
+    TAP_BEGIN("version 1 chunk fixture still decodes, statistics computed");
+    check_example(c, tsu_chunk_v1, sizeof tsu_chunk_v1, 1);
+    TAP_END();
+    TAP_BEGIN("statistics block is under the checksum");
+    memcpy(buf, example_v2, sizeof example_v2);
+    buf[27] ^= 0x01;  /* a bit of position 0's entropy */
+    slim_pstat ps[2];
+    CHECK(slim_chunk_pstats(c, buf, sizeof example_v2, 0, 2, ps, 1) == SLIM_ECORRUPT, "checksum missed it");
+    buf[25] = 7;  /* an unknown statistics mode, unchecked read */
+    CHECK(slim_chunk_pstats(c, buf, sizeof example_v2, 0, 2, ps, 0) == SLIM_ECORRUPT, "bad mode accepted");
     TAP_END();
 }
 

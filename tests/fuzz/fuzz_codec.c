@@ -11,7 +11,8 @@
  * 16), target byte (x 256 bytes, 0 = default); then per position: k (mod 64),
  * lse as 4 bytes of float bits, and per entry an id (3 bytes, mod V;
  * duplicates dropped) and a value (4 bytes of float bits; NaN / +inf become
- * -inf; counts use the low 16 bits).
+ * -inf; counts use the low 16 bits).  The encoder's reconstruction
+ * (slim_chunk_encoded) must be bitwise the id-order decode.
  */
 #include "codec.h"
 
@@ -113,6 +114,19 @@ static void roundtrip(const uint8_t *data, size_t size)
         pp.first_pos = done;
         int rc = slim_chunk_encode(C, &pp, d + done, npos - done, buf, sizeof buf, &len, &used);
         if (rc) abort();
+        /* what the encoder says a decoder reconstructs: bitwise the decode */
+        uint32_t nrec = 0;
+        const slim_dist *rec = slim_chunk_encoded(C, &nrec);
+        rc = slim_chunk_decode(C, buf, len, 0, used, dec_out, dec_ids, dec_vals, 1 << 16, &need,
+                               SLIM_READ_ID_ORDER, 1);
+        if (rc || !rec || nrec != used) abort();
+        for (uint32_t i = 0; i < used; i++) {
+            const slim_dist *a = &rec[i], *b = &dec_out[i];
+            if (a->k != b->k || a->n_samples != b->n_samples || memcmp(&a->lse, &b->lse, 4) ||
+                memcmp(a->ids, b->ids, a->k * sizeof *a->ids) ||
+                memcmp(a->vals, b->vals, a->k * sizeof *a->vals))
+                abort();
+        }
         rc = slim_chunk_decode(C, buf, len, 0, used, dec_out, dec_ids, dec_vals, 1 << 16, &need, 0, 1);
         if (rc) abort();
         for (uint32_t i = 0; i < used; i++) {
