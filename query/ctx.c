@@ -32,6 +32,8 @@ uint64_t slimq_record_count(const slimq *q)
     return q && q->rd ? slim_read_record_count(q->rd) : 0;
 }
 
+uint64_t slimq_decode_count(const slimq *q) { return q ? q->decoded : 0; }
+
 static int kind_of(int k) { return k == SLIM_KIND_SAMPLED ? k : SLIM_KIND_LOGITS; }
 
 int qctx_dataset(slimq *q, const char *name, qds *out)
@@ -162,6 +164,7 @@ int qctx_read(slimq *q, qbuf *b, int64_t dataset, int64_t seq, uint32_t pos,
             return rc;
         b->cap = want;
     }
+    q->decoded += n;
     for (;;) {
         size_t need = 0;
         rc = slim_read_positions(rd, dataset, seq, pos, n, b->dists, b->ids,
@@ -173,6 +176,19 @@ int qctx_read(slimq *q, qbuf *b, int64_t dataset, int64_t seq, uint32_t pos,
             return rc;
         b->cap = need;
     }
+}
+
+int qctx_pstats(slimq *q, qbuf *b, int64_t dataset, int64_t seq, uint32_t pos,
+                uint32_t n)
+{
+    slim_reader *rd;
+    int rc = qctx_reader(q, &rd);
+    if (rc) return rc;
+    if (n > b->pscap) {
+        if ((rc = grow((void **)&b->ps, n, sizeof *b->ps))) return rc;
+        b->pscap = n;
+    }
+    return slim_read_pstats(rd, dataset, seq, pos, n, b->ps);
 }
 
 int qctx_tokens(slimq *q, qbuf *b, int64_t dataset, int64_t seq, uint32_t *T)
@@ -195,5 +211,6 @@ void qbuf_free(qbuf *b)
     free(b->ids);
     free(b->vals);
     free(b->tok);
+    free(b->ps);
     memset(b, 0, sizeof *b);
 }

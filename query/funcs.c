@@ -141,9 +141,9 @@ static void fn_prob(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     if (!d) return;
     int j = slimq_find(d, tok);
     if (j < 0) return;
-    slimq_pstats ps;
-    slimq_stats(d, ds.kind, &ps);
-    sqlite3_result_double(ctx, exp(slimq_logprob(d, ds.kind, &ps, (uint32_t)j)));
+    int tail_known;
+    double lse = slimq_norm(d, ds.kind, &tail_known);
+    sqlite3_result_double(ctx, exp(slimq_logit(d, ds.kind, (uint32_t)j) - lse));
 }
 
 static void fn_kl(sqlite3_context *ctx, int argc, sqlite3_value **argv)

@@ -25,34 +25,25 @@ static double lse_stored(const slim_dist *d)
     return m + log(s);
 }
 
+double slimq_norm(const slim_dist *d, int kind, int *tail_known)
+{
+    *tail_known = 1;
+    if (kind == SLIM_KIND_SAMPLED) return 0;
+    if (!isnan(d->lse)) return d->lse;
+    *tail_known = 0;
+    return lse_stored(d);
+}
+
+/* Entropy and tail come from the library's slim_dist_pstat -- the one
+ * definition, rounded to float, that the store keeps per position -- so
+ * that every figure slim-query prints agrees with the scanned columns. */
 void slimq_stats(const slim_dist *d, int kind, slimq_pstats *out)
 {
-    out->tail_known = 1;
-    if (kind == SLIM_KIND_SAMPLED) {
-        out->lse = 0;
-    } else if (isnan(d->lse)) {
-        out->lse = lse_stored(d);
-        out->tail_known = 0;
-    } else {
-        out->lse = d->lse;
-    }
-    double h = 0, sum = 0;
-    for (uint32_t j = 0; j < d->k; j++) {
-        double lp = slimq_logit(d, kind, j) - out->lse;
-        /* counts: p exactly, so that a full sample leaves a tail of 0 */
-        double p = kind == SLIM_KIND_SAMPLED ? (double)d->vals[j] / d->n_samples : exp(lp);
-        if (p > 0) {
-            h -= p * lp;
-            sum += p;
-        }
-    }
-    /* Quantised values can sum a hair above 1: a negative tail is 0. */
-    double t = 1 - sum;
-    if (t < 0 || !out->tail_known) t = 0;
-    if (t > 1) t = 1;
-    if (t > 0) h -= t * log(t);
-    out->tail = t;
-    out->entropy = h;
+    slim_pstat p;
+    out->lse = slimq_norm(d, kind, &out->tail_known);
+    slim_dist_pstat(d, kind, &p);
+    out->tail = out->tail_known ? p.tail_mass : 0;
+    out->entropy = p.entropy;
 }
 
 int slimq_find(const slim_dist *d, uint32_t tok)

@@ -38,6 +38,8 @@ typedef struct qbuf {
     size_t cap;
     uint32_t *tok;   /* [tokcap] token ids of one sequence */
     uint32_t tokcap;
+    slim_pstat *ps;  /* [pscap] statistics of a run of positions */
+    uint32_t pscap;
 } qbuf;
 
 struct slimq {
@@ -52,6 +54,7 @@ struct slimq {
     qbuf fb[2];            /* scratch of the SQL functions */
     qbuf spare;            /* a closed cursor's buffers, for the next one */
     int spare_ok;
+    uint64_t decoded;      /* positions decoded (slimq_decode_count) */
 };
 
 /* The read view (begun lazily); an SQLite code, message on q->st. */
@@ -67,6 +70,10 @@ const char *qctx_piece(slimq *q, int64_t teacher, uint32_t id, int *len,
  * grown), growing b's entry buffers on SLIM_ERANGE.  A SLIM_E* code. */
 int qctx_read(slimq *q, qbuf *b, int64_t dataset, int64_t seq, uint32_t pos,
               uint32_t n, unsigned flags);
+/* Statistics of positions [pos, pos+n) into b->ps[0..n) (grown as
+ * needed), without decoding entries where the store keeps them. */
+int qctx_pstats(slimq *q, qbuf *b, int64_t dataset, int64_t seq, uint32_t pos,
+                uint32_t n);
 /* Read a sequence's tokens into b->tok; *T gets their number. */
 int qctx_tokens(slimq *q, qbuf *b, int64_t dataset, int64_t seq, uint32_t *T);
 void qbuf_free(qbuf *b);

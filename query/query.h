@@ -43,6 +43,11 @@ void slimq_release_reader(slimq *q);
 /* Records read by the current read view (slim_read_record_count), or 0. */
 uint64_t slimq_record_count(const slimq *q);
 
+/* Positions whose entries this connection decoded (slim_read_positions
+ * through the tables and functions) since it was registered: a scan that
+ * needs only statistics (entropy, tail_mass) adds none. */
+uint64_t slimq_decode_count(const slimq *q);
+
 /* The address of the libsqlite3 function this code calls, so the extension
  * can check the host hands it the same SQLite (same instance, not a copy). */
 void *slimq_linked_sqlite_fn(void);
@@ -51,7 +56,9 @@ void *slimq_linked_sqlite_fn(void);
  * The statistics of one stored distribution that the columns expose.
  * Probabilities: LOGITS with a known lse: p_j = exp(v_j - lse); LOGITS with an
  * unknown lse (NaN): the stored entries renormalised (tail unknown);
- * SAMPLED: p_j = count_j / N.
+ * SAMPLED: p_j = count_j / N.  tail and entropy are slim_dist_pstat's
+ * (float-rounded: the same figures the store keeps per position and the
+ * positions table scans without decoding).
  */
 typedef struct slimq_pstats {
     double lse;      /* the normaliser: lse, logsumexp(stored) or 0 (SAMPLED) */
@@ -62,15 +69,12 @@ typedef struct slimq_pstats {
 
 /* Fill *out for d (the normaliser first, then tail and entropy).  O(k). */
 void slimq_stats(const slim_dist *d, int kind, slimq_pstats *out);
+/* The normaliser alone (slimq_stats' lse; *tail_known as there): O(1)
+ * unless lse is unknown. */
+double slimq_norm(const slim_dist *d, int kind, int *tail_known);
 /* The "logit" column: the stored value for LOGITS, log(count/N) for SAMPLED
  * (so that logit - lse is the log-probability with lse = 0 for SAMPLED). */
 double slimq_logit(const slim_dist *d, int kind, uint32_t j);
-/* Log-probability of entry j given the normaliser from slimq_stats. */
-static inline double slimq_logprob(const slim_dist *d, int kind,
-                                   const slimq_pstats *s, uint32_t j)
-{
-    return slimq_logit(d, kind, j) - s->lse;
-}
 /* Index of token `tok` among d's entries, or -1.  With d in rank order,
  * index + 1 is the token's rank. */
 int slimq_find(const slim_dist *d, uint32_t tok);

@@ -4,9 +4,15 @@
  *
  * Both are eponymous-only tables sharing one cursor: constraints on dataset,
  * seq, pos (and rank) become the bounds of a walk over datasets -> sequences
- * -> positions, and positions are decoded QBATCH at a time with
- * slim_read_positions into buffers reused for the cursor's life, so a point
- * query decodes one position from one record and LIMIT stops within a batch.
+ * -> positions.  The walk itself reads nothing but each sequence's metadata;
+ * a column reads what it needs when SQLite asks for it (docs/QUERY.md, "Fast
+ * scans"): entropy and tail_mass a window of per-position statistics
+ * (slim_read_pstats, which answers from the statistics the store keeps
+ * without decoding entries), the entry columns a window of decoded positions
+ * (slim_read_positions: one position when a filter picks a row here and
+ * there, windows doubling up to QBATCH while every row asks), token the
+ * sequence's tokens.  Buffers are reused for the cursor's life, so a point
+ * query reads one record and LIMIT stops within a window.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -17,6 +23,10 @@
 #ifndef QBATCH
 #define QBATCH 64
 #endif
+/* Statistics windows start at SBATCH0 positions (LIMIT stops early) and
+ * double up to SBATCH_MAX (a scan reads a whole sequence per call). */
+#define SBATCH0 64
+#define SBATCH_MAX 8192
 
 enum { C_DATASET, C_SEQ, C_POS, C_RANK };  /* leading columns of both */
 enum { P_TOKEN = 3, P_K, P_ENTROPY, P_TAIL, P_TOP1, P_TOP1_LP, P_TOKEN_LP,
@@ -45,19 +55,26 @@ typedef struct qcur {
     /* bounds, inclusive */
     int all_ds, ds_i, ds_n;
     int64_t slo, shi, plo, phi, rlo, rhi;
-    /* current dataset and sequence */
+    /* current dataset, sequence and position */
     qds ds;
     char *dsname;            /* owned copy while walking all datasets */
     int64_t seq, seq_end;    /* seq_end exclusive */
-    uint32_t pos_end;        /* exclusive */
+    uint32_t pos, pos_end;   /* pos_end: end of the bounds in seq (exclusive) */
     int tok_loaded;
     uint32_t ntok;
-    /* current batch: positions [bstart, bstart + bn), row = dists[bi] */
-    uint32_t bstart, bn, bi;
     qbuf b;
+    /* decoded entries of positions [dbase, dbase + dn): b.dists[pos - dbase] */
+    uint32_t dbase, dn, dwant;
+    uint32_t dasked, dlast;  /* rows of the window that asked; the last one */
+    int drun;                /* the previous sequence's rows ran into this one */
+    /* statistics of positions [sbase, sbase + sn): b.ps[pos - sbase] */
+    uint32_t sbase, sn, swant;
     uint32_t ei, ehi;        /* topk: entry index, end (exclusive) */
-    int stats_ok;
-    slimq_pstats ps;
+    /* the current row's normaliser and own statistics, when computed from
+     * its decoded entries */
+    int norm_ok, tail_known, rowps_ok;
+    double lse;
+    slim_pstat rowps;
 } qcur;
 
 static const char *const SCHEMA_POSITIONS =
@@ -76,16 +93,23 @@ static int set_err(sqlite3_vtab *vt, slimq *q, int rc)
     return rc == SLIM_ENOMEM ? SQLITE_NOMEM : SQLITE_ERROR;
 }
 
-/* An error while walking: name the dataset and sequence the store's
- * message (which carries the record key) was about. */
+/* An error while walking or reading a column: the dataset and sequence the
+ * store's message (which carries the record key) was about.  NULL when out
+ * of memory; release with sqlite3_free. */
+static char *walk_msg(qcur *c, int rc)
+{
+    if (rc == SLIM_ENOMEM) return NULL;
+    if (!c->ds.name) return sqlite3_mprintf("%s", slim_errmsg(c->q->st));
+    return sqlite3_mprintf("dataset '%s' seq %lld: %s", c->ds.name, (long long)c->seq,
+                           slim_errmsg(c->q->st));
+}
+
 static int cur_err(qcur *c, int rc)
 {
     sqlite3_vtab *vt = c->base.pVtab;
-    if (rc == SLIM_ENOMEM || !c->ds.name) return set_err(vt, c->q, rc);
     sqlite3_free(vt->zErrMsg);
-    vt->zErrMsg = sqlite3_mprintf("dataset '%s' seq %lld: %s", c->ds.name, (long long)c->seq,
-                                  slim_errmsg(c->q->st));
-    return SQLITE_ERROR;
+    vt->zErrMsg = walk_msg(c, rc);
+    return vt->zErrMsg ? SQLITE_ERROR : SQLITE_NOMEM;
 }
 
 static int connect_common(sqlite3 *db, void *aux, int topk,
@@ -203,6 +227,13 @@ static int q_best_index(sqlite3_vtab *vt, sqlite3_index_info *ix)
             ix->aConstraintUsage[which[s]].argvIndex = argi++;
             ix->aConstraintUsage[which[s]].omit = 0;
         }
+    /* dataset = X is the exception: xFilter walks exactly the dataset
+     * spelled X (a blob matches nothing), so under the BINARY collation
+     * SQLite need not compare the name again on every row of a scan. */
+    if (which[S_DS] >= 0) {
+        const char *coll = sqlite3_vtab_collation(ix, which[S_DS]);
+        ix->aConstraintUsage[which[S_DS]].omit = !coll || !sqlite3_stricmp(coll, "BINARY");
+    }
     double nds, nseq, npos, nent;
     counters(t->q, &nds, &nseq, &npos, &nent);
     double rows = npos, len = npos / nseq, seqs_per_ds = nseq / nds;
@@ -313,27 +344,9 @@ static void narrow(sqlite3_value *v, int s, int base, int strict,
     }
 }
 
-static int ds_enter(qcur *c);
-static int next_pos(qcur *c);
-
-/* Decode the batch starting at c->bstart. */
-static int load_batch(qcur *c)
-{
-    uint32_t left = c->pos_end - c->bstart;
-    c->bn = left < QBATCH ? left : QBATCH;
-    c->bi = 0;
-    c->stats_ok = 0;
-    /* positions needs no rank order (top1 and the token's rank are O(k)
-     * from id order, and skipping the sort is most of the decode saved);
-     * topk lists entries by rank. */
-    int rc = qctx_read(c->q, &c->b, c->ds.id, c->seq, c->bstart, c->bn,
-                       c->topk ? 0 : SLIM_READ_ID_ORDER);
-    if (rc) c->bn = 0;
-    return rc;
-}
-
 /* Enter sequence c->seq: *found = 0 when it is deleted or has no position
- * inside the bounds. */
+ * inside the bounds.  Reads its metadata only (one row, which the reader
+ * keeps for the column reads that follow). */
 static int seq_enter(qcur *c, int *found)
 {
     slim_reader *rd;
@@ -348,12 +361,16 @@ static int seq_enter(qcur *c, int *found)
     int64_t p0 = c->plo > 0 ? c->plo : 0, p1 = (int64_t)si.npos - 1;
     if (c->phi < p1) p1 = c->phi;
     if (p0 > p1) return 0;
-    c->bstart = (uint32_t)p0;
+    /* decode windows keep their size into the next sequence when the rows
+     * asked for entries up to the end of this one */
+    c->drun = c->dn && c->dbase + c->dn == c->pos_end && c->dasked == c->dn;
+    c->pos = (uint32_t)p0;
     c->pos_end = (uint32_t)(p1 + 1);
     c->tok_loaded = 0;
     c->ntok = si.ntokens;
+    c->dn = c->sn = 0;
     *found = 1;
-    return load_batch(c);
+    return 0;
 }
 
 /* Set up the walk of dataset c->ds (fresh counters: next_seq grows). */
@@ -370,8 +387,9 @@ static int ds_enter(qcur *c)
     }
     c->seq = (c->slo > 0 ? c->slo : 0) - 1;
     c->seq_end = end + 1;
-    c->bstart = c->pos_end = 0;
-    c->bn = c->bi = 0;
+    c->pos = c->pos_end = 0;
+    c->dn = c->sn = 0;
+    c->drun = 0;
     return 0;
 }
 
@@ -389,18 +407,15 @@ static int ds_pick(qcur *c)
     return rc ? rc : ds_enter(c);
 }
 
-/* Advance to the next position inside the bounds; sets eof at the end. */
+/* Advance to the next position inside the bounds; sets eof at the end.
+ * Reads nothing inside a sequence: the columns do. */
 static int next_pos(qcur *c)
 {
     int rc, found;
-    c->stats_ok = 0;
-    if (c->bi + 1 < c->bn) {
-        c->bi++;
+    c->norm_ok = c->rowps_ok = 0;
+    if (c->pos + 1 < c->pos_end) {
+        c->pos++;
         return 0;
-    }
-    if (c->bstart + c->bn < c->pos_end) {
-        c->bstart += c->bn;
-        return load_batch(c);
     }
     for (;;) {
         while (++c->seq < c->seq_end) {
@@ -415,15 +430,80 @@ static int next_pos(qcur *c)
     }
 }
 
+/* The decoded entries of the current position, decoding a window from it
+ * when it lies outside the current one.  topk reads QBATCH positions at a
+ * time; positions starts at one and doubles the window up to QBATCH while
+ * every row of the last window asked (an entry column of every row), back
+ * to one when a row is skipped (a selective filter asks here and there).
+ * A window of 2w follows w rows that all asked, so at most twice the
+ * positions the rows asked for are decoded. */
+static int row_dist(qcur *c, const slim_dist **out)
+{
+    uint32_t i = c->pos - c->dbase;  /* wraps above dn when pos < dbase */
+    if (i < c->dn) {
+        if (c->pos != c->dlast) c->dasked++;
+        c->dlast = c->pos;
+    } else {
+        /* a run: every row of the last window asked, and this one follows */
+        int run = c->dn ? c->dbase + c->dn == c->pos && c->dasked == c->dn : c->drun;
+        uint32_t n = c->topk ? QBATCH : !run ? 1 : c->dwant < QBATCH / 2 ? 2 * c->dwant : QBATCH;
+        if (n > c->pos_end - c->pos) n = c->pos_end - c->pos;
+        /* positions needs no rank order (top1 and the token's rank are
+         * O(k) from id order, and skipping the sort is most of the decode
+         * saved); topk lists entries by rank. */
+        int rc = qctx_read(c->q, &c->b, c->ds.id, c->seq, c->pos, n,
+                           c->topk ? 0 : SLIM_READ_ID_ORDER);
+        c->dn = 0;
+        if (rc) return rc;
+        c->dbase = c->dlast = c->pos;
+        c->dn = c->dwant = n;
+        c->dasked = 1;
+        i = 0;
+    }
+    *out = &c->b.dists[i];
+    return 0;
+}
+
+/* The statistics of the current position: from the statistics window, else
+ * from its entries when this row alone was decoded (a point query then
+ * reads one record; slim_read_pstats gives bitwise the same figures from
+ * entries in id order, which is how positions decodes), else from a new
+ * window read from here (slim_read_pstats). */
+static int row_pstat(qcur *c, const slim_pstat **out)
+{
+    uint32_t i = c->pos - c->sbase;
+    if (i < c->sn) {
+        *out = &c->b.ps[i];
+        return 0;
+    }
+    if (c->rowps_ok || (c->dn == 1 && c->dbase == c->pos)) {
+        if (!c->rowps_ok)
+            slim_dist_pstat(&c->b.dists[c->pos - c->dbase], c->ds.kind, &c->rowps);
+        c->rowps_ok = 1;
+        *out = &c->rowps;
+        return 0;
+    }
+    uint32_t n = c->swant < c->pos_end - c->pos ? c->swant : c->pos_end - c->pos;
+    int rc = qctx_pstats(c->q, &c->b, c->ds.id, c->seq, c->pos, n);
+    c->sn = 0;
+    if (rc) return rc;
+    c->sbase = c->pos;
+    c->sn = n;
+    if (c->swant < SBATCH_MAX) c->swant *= 2;
+    *out = &c->b.ps[0];
+    return 0;
+}
+
 /* Advance to the next row: a position, or for topk an entry. */
 static int next_row(qcur *c, int fresh)
 {
     if (!c->topk) return fresh || !c->eof ? next_pos(c) : 0;
     if (!fresh && ++c->ei < c->ehi) return 0;
     for (;;) {
+        const slim_dist *d;
         int rc = next_pos(c);
         if (rc || c->eof) return rc;
-        const slim_dist *d = &c->b.dists[c->bi];
+        if ((rc = row_dist(c, &d))) return rc;
         int64_t hi = c->rhi < (int64_t)d->k ? c->rhi : (int64_t)d->k;
         if (c->rlo - 1 < hi) {
             c->ei = (uint32_t)(c->rlo - 1);
@@ -445,6 +525,7 @@ static int q_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
     const char *name = NULL;
     c->eof = 1;
     c->rowid = 0;
+    c->swant = SBATCH0;
     c->slo = c->plo = 0;
     c->rlo = 1;
     c->shi = c->phi = c->rhi = INT64_MAX;
@@ -454,7 +535,8 @@ static int q_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
         int strict = (used & (unsigned)STRICT(s)) != 0;
         if (s == S_DS) {
             name = (const char *)sqlite3_value_text(v);
-            if (sqlite3_value_type(v) == SQLITE_NULL) empty = 1;
+            if (sqlite3_value_type(v) == SQLITE_NULL || sqlite3_value_type(v) == SQLITE_BLOB)
+                empty = 1;
         } else if (s <= S_SEQ_HI) {
             narrow(v, s, S_SEQ_EQ, strict, &c->slo, &c->shi, &empty);
         } else if (s <= S_POS_HI) {
@@ -522,13 +604,14 @@ static int q_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *out)
 
 /* ------------------------------------------------------------- columns */
 
-static const slimq_pstats *row_stats(qcur *c)
+/* The normaliser of the current row, from its decoded entries d. */
+static double row_lse(qcur *c, const slim_dist *d)
 {
-    if (!c->stats_ok) {
-        slimq_stats(&c->b.dists[c->bi], c->ds.kind, &c->ps);
-        c->stats_ok = 1;
+    if (!c->norm_ok) {
+        c->lse = slimq_norm(d, c->ds.kind, &c->tail_known);
+        c->norm_ok = 1;
     }
-    return &c->ps;
+    return c->lse;
 }
 
 /* The actual next token t[pos+1], or -1 at the end of the tokens. */
@@ -540,7 +623,7 @@ static int64_t next_token(qcur *c, int *rc)
         if (*rc) return -1;
         c->tok_loaded = 1;
     }
-    uint32_t p = c->bstart + c->bi + 1;
+    uint32_t p = c->pos + 1;
     return p < c->ntok ? (int64_t)c->b.tok[p] : -1;
 }
 
@@ -569,46 +652,82 @@ static void result_real(sqlite3_context *ctx, double x)
     else sqlite3_result_double(ctx, x);
 }
 
+/* entropy and tail_mass: statistics only.  A tail of 0 is also what an
+ * unknown normaliser gives (lse NaN, tail_mass NULL), so for LOGITS only
+ * that position's entries can tell the two apart. */
+static int stat_column(qcur *c, sqlite3_context *ctx, int col)
+{
+    const slim_pstat *ps;
+    const slim_dist *d;
+    int rc = row_pstat(c, &ps);
+    if (rc) return rc;
+    if (col == P_ENTROPY) {
+        result_real(ctx, ps->entropy);
+    } else if (ps->tail_mass > 0 || c->ds.kind == SLIM_KIND_SAMPLED) {
+        result_real(ctx, ps->tail_mass);
+    } else {
+        if ((rc = row_dist(c, &d))) return rc;
+        if (!isnan(d->lse)) result_real(ctx, ps->tail_mass);
+    }
+    return 0;
+}
+
+/* The columns of the entries: the decoded position. */
+static int entry_column(qcur *c, sqlite3_context *ctx, int col)
+{
+    const slim_dist *d;
+    int rc = row_dist(c, &d);
+    int64_t tok;
+    if (rc) return rc;
+    switch (col) {
+    case P_K: sqlite3_result_int64(ctx, d->k); break;
+    case P_TOP1:
+        if (d->k) sqlite3_result_int64(ctx, d->ids[top_index(d)]);
+        break;
+    case P_TOP1_LP:
+        if (d->k) {
+            uint32_t j = top_index(d);
+            result_real(ctx, slimq_logit(d, c->ds.kind, j) - row_lse(c, d));
+        }
+        break;
+    default: { /* P_TOKEN_LP, P_TOKEN_RANK */
+        tok = next_token(c, &rc);
+        int j = tok >= 0 ? slimq_find(d, (uint32_t)tok) : -1;
+        if (j < 0) break;
+        if (col == P_TOKEN_RANK) sqlite3_result_int64(ctx, rank_of(d, (uint32_t)j));
+        else result_real(ctx, slimq_logit(d, c->ds.kind, (uint32_t)j) - row_lse(c, d));
+        break;
+    }
+    }
+    return rc;
+}
+
 static int pos_column(qcur *c, sqlite3_context *ctx, int col)
 {
-    const slim_dist *d = &c->b.dists[c->bi];
     int rc = 0;
     int64_t tok;
     switch (col) {
     case P_TOKEN:
         tok = next_token(c, &rc);
         if (tok >= 0) sqlite3_result_int64(ctx, tok);
-        break;
-    case P_K: sqlite3_result_int64(ctx, d->k); break;
-    case P_ENTROPY: result_real(ctx, row_stats(c)->entropy); break;
-    case P_TAIL:
-        if (row_stats(c)->tail_known) result_real(ctx, c->ps.tail);
-        break;
+        return rc;
+    case P_ENTROPY:
+    case P_TAIL: return stat_column(c, ctx, col);
+    case P_K:
     case P_TOP1:
-        if (d->k) sqlite3_result_int64(ctx, d->ids[top_index(d)]);
-        break;
     case P_TOP1_LP:
-        if (d->k) result_real(ctx, slimq_logprob(d, c->ds.kind, row_stats(c), top_index(d)));
-        break;
     case P_TOKEN_LP:
-    case P_TOKEN_RANK: {
-        tok = next_token(c, &rc);
-        int j = tok >= 0 ? slimq_find(d, (uint32_t)tok) : -1;
-        if (j < 0) break;
-        if (col == P_TOKEN_RANK) sqlite3_result_int64(ctx, rank_of(d, (uint32_t)j));
-        else result_real(ctx, slimq_logprob(d, c->ds.kind, row_stats(c), (uint32_t)j));
-        break;
+    case P_TOKEN_RANK: return entry_column(c, ctx, col);
+    default: return 0;
     }
-    default: break;
-    }
-    return rc;
 }
 
 static int topk_column(qcur *c, sqlite3_context *ctx, int col)
 {
-    const slim_dist *d = &c->b.dists[c->bi];
-    int rc = 0, len = 0;
+    const slim_dist *d;
+    int rc = row_dist(c, &d), len = 0;
     const char *p;
+    if (rc) return rc;
     switch (col) {
     case C_RANK: sqlite3_result_int64(ctx, c->ei + 1); break;
     case T_TOKEN: sqlite3_result_int64(ctx, d->ids[c->ei]); break;
@@ -618,7 +737,7 @@ static int topk_column(qcur *c, sqlite3_context *ctx, int col)
         break;
     case T_LOGIT: result_real(ctx, slimq_logit(d, c->ds.kind, c->ei)); break;
     case T_LOGPROB:
-        result_real(ctx, slimq_logprob(d, c->ds.kind, row_stats(c), c->ei));
+        result_real(ctx, slimq_logit(d, c->ds.kind, c->ei) - row_lse(c, d));
         break;
     default: break;
     }
@@ -634,13 +753,15 @@ static int q_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
         sqlite3_result_text(ctx, c->ds.name, -1, SQLITE_TRANSIENT);
         return SQLITE_OK;
     case C_SEQ: sqlite3_result_int64(ctx, c->seq); return SQLITE_OK;
-    case C_POS: sqlite3_result_int64(ctx, c->bstart + c->bi); return SQLITE_OK;
+    case C_POS: sqlite3_result_int64(ctx, c->pos); return SQLITE_OK;
     default:
         rc = c->topk ? topk_column(c, ctx, col) : pos_column(c, ctx, col);
     }
     if (rc) {
-        sqlite3_result_error(ctx, rc == SLIM_ENOMEM ? slim_strerror(rc)
-                                                    : slim_errmsg(c->q->st), -1);
+        char *m = walk_msg(c, rc);
+        if (m) sqlite3_result_error(ctx, m, -1);
+        else sqlite3_result_error_nomem(ctx);
+        sqlite3_free(m);
         return SQLITE_ERROR;
     }
     return SQLITE_OK;

@@ -214,6 +214,12 @@ static void ref_entropy(const ref *r, double *h, double *tail)
 }
 
 static int close_to(double a, double b) { return fabs(a - b) <= 1e-9 * (1 + fabs(b)); }
+/* entropy and tail_mass are the library's float-rounded statistics
+ * (slim_dist_pstat): a float, within float rounding of the double value. */
+static int float_close_to(double a, double b)
+{
+    return (double)(float)a == a && fabs(a - b) <= 1e-6 * (1 + fabs(b));
+}
 
 static const char *const DSETS[] = { "web", "web2", "nolse", "samp" };
 static const int NSEQ[] = { 12, 4, 3, 4 };
@@ -245,12 +251,12 @@ static void check_positions_row(env *e, const char *ds, int seq, uint32_t pos)
     CHECK(has_tok ? sqlite3_column_int64(s, 3) == r.tok[pos + 1]
                   : sqlite3_column_type(s, 3) == SQLITE_NULL, "token at %u", pos);
     CHECK(sqlite3_column_int64(s, 4) == d->k, "k");
-    CHECK(close_to(sqlite3_column_double(s, 5), h), "entropy %g vs %g",
+    CHECK(float_close_to(sqlite3_column_double(s, 5), h), "entropy %.17g vs %.17g",
           sqlite3_column_double(s, 5), h);
     if (r.kind == SLIM_KIND_LOGITS && isnan(d->lse))
         CHECK(sqlite3_column_type(s, 6) == SQLITE_NULL, "tail_mass NULL without lse");
     else
-        CHECK(fabs(sqlite3_column_double(s, 6) - fmax(tail, 0)) < 1e-9, "tail %g vs %g",
+        CHECK(float_close_to(sqlite3_column_double(s, 6), fmax(tail, 0)), "tail %.17g vs %.17g",
               sqlite3_column_double(s, 6), tail);
     CHECK(sqlite3_column_int64(s, 7) == d->ids[0], "top1");
     CHECK(close_to(sqlite3_column_double(s, 8), ref_lp(&r, 0)), "top1_logprob");
@@ -340,6 +346,21 @@ static void test_pushdown(env *e)
     CHECK(lib >= 1 && lib <= 2 && after - before == lib,
           "point query read %llu records, the library's point read %llu",
           (unsigned long long)(after - before), (unsigned long long)lib);
+    /* statistics only, or statistics and entries together: still one record */
+    static const char *const PQ[] = {
+        "SELECT entropy FROM positions WHERE dataset = 'web' AND seq = 5 AND pos = 17",
+        "SELECT * FROM positions WHERE dataset = 'web' AND seq = 5 AND pos = 17",
+        "SELECT top1, tail_mass, entropy FROM positions WHERE dataset = 'web' AND seq = 5 AND pos = 17",
+    };
+    for (int i = 0; i < 3; i++) {
+        before = slimq_record_count(e->q);
+        sqlite3_stmt *s = prep(e, PQ[i]);
+        CHECK(s && sqlite3_step(s) == SQLITE_ROW && sqlite3_step(s) == SQLITE_DONE, "%s", PQ[i]);
+        sqlite3_finalize(s);
+        after = slimq_record_count(e->q);
+        CHECK(after - before == lib, "%s: read %llu records, the library's point read %llu", PQ[i],
+              (unsigned long long)(after - before), (unsigned long long)lib);
+    }
     before = after;
     tok = scalar(e, "SELECT token FROM topk WHERE dataset = 'web' AND seq = 9 AND pos = 3 AND rank = 2");
     after = slimq_record_count(e->q);
@@ -356,12 +377,100 @@ static void test_pushdown(env *e)
 
     TAP_BEGIN("seq_range_reads_only_that_range");
     before = slimq_record_count(e->q);
-    int64_t n = scalar(e, "SELECT count(*) FROM positions WHERE dataset = 'web' AND seq = 11");
+    int64_t n = scalar(e, "SELECT count(*), sum(entropy) FROM positions WHERE dataset = 'web'"
+                          " AND seq = 11");
     after = slimq_record_count(e->q);
     CHECK(n == NPOS(11), "rows %lld", (long long)n);
     /* one sequence: its own chunks only, never the other 11 sequences' */
     CHECK(after - before >= 1 && after - before <= 8, "read %llu records",
           (unsigned long long)(after - before));
+    TAP_END();
+}
+
+/* Columns read what they need: entropy and tail_mass the store's
+ * per-position statistics (slim_read_pstats) without decoding a single
+ * entry; the entry columns decode only the rows a filter lets through. */
+static void test_lazy_columns(env *e)
+{
+    TAP_BEGIN("stats_scan_decodes_no_entries");
+    uint64_t d0 = slimq_decode_count(e->q), r0 = slimq_record_count(e->q);
+    int64_t want = scalar(e, "SELECT sum(positions) FROM datasets WHERE name != 'nolse'");
+    sqlite3_stmt *s = prep(e, "SELECT count(*), total(entropy), total(tail_mass) FROM positions"
+                              " WHERE dataset IN ('web', 'web2', 'samp') AND entropy > 0.5");
+    int64_t n = s && sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_finalize(s);
+    /* entropy alone is a statistic for every dataset, nolse too */
+    int64_t all = scalar(e, "SELECT count(*) FROM positions WHERE entropy >= 0");
+    CHECK(n > 100 && n < want, "rows %lld of %lld", (long long)n, (long long)want);
+    CHECK(all == scalar(e, "SELECT sum(positions) FROM datasets"), "entropy >= 0: %lld rows",
+          (long long)all);
+    CHECK(slimq_decode_count(e->q) == d0, "decoded %llu positions",
+          (unsigned long long)(slimq_decode_count(e->q) - d0));
+    CHECK(slimq_record_count(e->q) > r0, "read no record: the statistics come from somewhere");
+    /* a scan's statistics (windows of slim_read_pstats) against the decode */
+    s = prep(e, "SELECT pos, entropy, tail_mass FROM positions WHERE dataset = 'web' AND seq = 3");
+    uint32_t rows = 0;
+    while (s && sqlite3_step(s) == SQLITE_ROW && !tap_case_failed_) {
+        ref r;
+        double h, tail;
+        uint32_t pos = (uint32_t)sqlite3_column_int64(s, 0);
+        CHECK(ref_read(e, "web", 3, pos, &r) == 0, "reference read");
+        ref_entropy(&r, &h, &tail);
+        CHECK(float_close_to(sqlite3_column_double(s, 1), h) &&
+              float_close_to(sqlite3_column_double(s, 2), fmax(tail, 0)),
+              "pos %u: entropy %.9g vs %.9g, tail %.9g vs %.9g", pos, sqlite3_column_double(s, 1),
+              h, sqlite3_column_double(s, 2), tail);
+        /* a point query that decodes (k first) computes them from the
+         * entries: bit for bit what the statistics hold */
+        char *pq = sqlite3_mprintf("SELECT k, entropy, tail_mass FROM positions WHERE"
+                                   " dataset = 'web' AND seq = 3 AND pos = %u", pos);
+        sqlite3_stmt *p1 = prep(e, pq);
+        CHECK(p1 && sqlite3_step(p1) == SQLITE_ROW &&
+              sqlite3_column_double(p1, 1) == sqlite3_column_double(s, 1) &&
+              sqlite3_column_double(p1, 2) == sqlite3_column_double(s, 2),
+              "pos %u: decoded point query differs from the scan's statistics", pos);
+        sqlite3_finalize(p1);
+        sqlite3_free(pq);
+        rows++;
+    }
+    sqlite3_finalize(s);
+    CHECK(rows == NPOS(3), "rows %u", rows);
+    /* without lse a tail of 0 is ambiguous: the entries tell (NULL) */
+    d0 = slimq_decode_count(e->q);
+    CHECK(scalar(e, "SELECT count(tail_mass) FROM positions WHERE dataset = 'nolse'") == 0,
+          "nolse tail_mass not NULL");
+    CHECK(slimq_decode_count(e->q) - d0 == (uint64_t)scalar(e, "SELECT positions FROM datasets"
+                                                             " WHERE name = 'nolse'"),
+          "nolse: decoded %llu", (unsigned long long)(slimq_decode_count(e->q) - d0));
+    TAP_END();
+
+    TAP_BEGIN("selective_filter_decodes_on_demand");
+    static const char *const COLS =
+        "count(*), total(top1), total(token_rank), total(k), total(top1_logprob),"
+        " total(token_logprob), total(tail_mass)";
+    char *q1 = sqlite3_mprintf("SELECT %s FROM positions WHERE entropy > 1.6", COLS);
+    char *q2 = sqlite3_mprintf("WITH a AS MATERIALIZED (SELECT * FROM positions)"
+                               " SELECT %s FROM a WHERE entropy > 1.6", COLS);
+    d0 = slimq_decode_count(e->q);
+    sqlite3_stmt *s1 = prep(e, q1);
+    int ok = s1 && sqlite3_step(s1) == SQLITE_ROW;
+    uint64_t dec = slimq_decode_count(e->q) - d0;
+    sqlite3_stmt *s2 = prep(e, q2);
+    ok = ok && s2 && sqlite3_step(s2) == SQLITE_ROW;
+    CHECK(ok, "query failed");
+    int64_t matched = ok ? sqlite3_column_int64(s1, 0) : 0;
+    for (int i = 0; ok && i < 7; i++)
+        CHECK(close_to(sqlite3_column_double(s1, i), sqlite3_column_double(s2, i)),
+              "column %d: %.17g filtered vs %.17g all decoded", i, sqlite3_column_double(s1, i),
+              sqlite3_column_double(s2, i));
+    /* a window of 2w follows w rows that all asked: at most 2x */
+    CHECK(matched > 20 && matched < all / 2 && dec <= 2 * (uint64_t)matched,
+          "%lld rows matched, %llu positions decoded", (long long)matched,
+          (unsigned long long)dec);
+    sqlite3_finalize(s1);
+    sqlite3_finalize(s2);
+    sqlite3_free(q1);
+    sqlite3_free(q2);
     TAP_END();
 }
 
@@ -542,7 +651,8 @@ static void test_functions(env *e)
     kl += pr * log(pr / qr);
     s = prep(e, "SELECT kl('web', 2, 5, 'web2', 2, 5)");
     CHECK(s && sqlite3_step(s) == SQLITE_ROW, "kl step");
-    if (s) CHECK(fabs(sqlite3_column_double(s, 0) - kl) < 1e-9, "kl %.12g vs %.12g",
+    /* the tails are the float-rounded tail_mass figures */
+    if (s) CHECK(fabs(sqlite3_column_double(s, 0) - kl) < 1e-6 * (1 + kl), "kl %.12g vs %.12g",
                  sqlite3_column_double(s, 0), kl);
     sqlite3_finalize(s);
     TAP_END();
@@ -635,6 +745,7 @@ int main(int argc, char **argv)
     test_positions_columns(&e);
     test_topk_columns(&e);
     test_pushdown(&e);
+    test_lazy_columns(&e);
     test_bounds(&e);
     test_joins(&e);
     test_order(&e);
