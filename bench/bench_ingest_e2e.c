@@ -8,7 +8,8 @@
  *    threads) on rows in memory (wall rate and thread CPU µs per row), the
  *    store's share (slim_seq_prepare and the encoder alone, CPU µs per
  *    position), then end to end from a safetensors file in the page cache to
- *    a committed store, then the same file cold (posix_fadvise DONTNEED
+ *    a committed store (2 worker threads, with the CPU µs per position of
+ *    each stage, then 1), then the same file cold (posix_fadvise DONTNEED
  *    first);
  * 2. sparse JSONL, K=20, end to end;
  * 3. 1,000 sequences sharing a 200-token prefix (JSONL, K=20): record bytes
@@ -134,6 +135,15 @@ static double naive_rows_per_s(const float *rows, uint32_t V, uint32_t k, int n,
     return sink == 12345.678 ? 0 : n / t;
 }
 
+/* slim_logsumexp alone (the max/NaN scan and the exponential sum): the
+ * lse share of slim_sparsify_row, thread CPU µs per row. */
+static double lse_cpu_us(const float *rows, uint32_t V, int n)
+{
+    double c = thread_cpu_s(), sink = 0;
+    for (int r = 0; r < n; r++) sink += slim_logsumexp(rows + (size_t)r * V, V);
+    return sink == 12345.678 ? 0 : (thread_cpu_s() - c) * 1e6 / n;
+}
+
 static double slim_rows_per_s(const float *rows, uint32_t V, int n, int threads, double *cpu_us)
 {
     slim_sparsifier sp;
@@ -150,8 +160,10 @@ static double slim_rows_per_s(const float *rows, uint32_t V, int n, int threads,
         uint32_t bad;
         double c0 = thread_cpu_s();
 #pragma omp for schedule(dynamic, 8) nowait
-        for (int r = 0; r < n; r++)
+        for (int r = 0; r < n; r++) {  /* with the next-row hint, as the pipeline */
+            slim_sparse_ws_prefetch(ws, r + 1 < n ? rows + (size_t)(r + 1) * V : NULL, V * 4);
             slim_sparsify_row(&sp, ws, rows + (size_t)r * V, V, (uint64_t)r, &d, &bad);
+        }
         cpu += thread_cpu_s() - c0;
         slim_sparse_ws_free(ws);
         free(ids); free(vals);
@@ -232,15 +244,21 @@ static void bench_dense(uint32_t nseq)
     synth_init(&g, V, 7);
     for (int r = 0; r < nrows; r++) synth_row(&g, rows + (size_t)r * V, NULL);
     synth_free(&g);
-    double cn, c1, c2;
+    double cn, c1, c2, cp;
     double naive = naive_rows_per_s(rows, V, slim_topfrac_k(0.05, V), 64, &cn);
     double one = slim_rows_per_s(rows, V, nrows, 1, &c1), two = slim_rows_per_s(rows, V, nrows, 2, &c2);
+    double lse = lse_cpu_us(rows, V, nrows);
+    slim_sparsify_portable(1);
+    double port = slim_rows_per_s(rows, V, nrows, 1, &cp), lse_port = lse_cpu_us(rows, V, nrows);
+    slim_sparsify_portable(0);
     printf("| naive: lse in double + qsort per row, 1 thread (rows in memory) | %.0f rows/s | 1.0×; %.0f µs CPU/row |\n",
            naive, cn);
-    printf("| slim_sparsify_row, 1 thread (rows in memory) | %.0f rows/s | %.1f×; %.1f µs CPU/row |\n", one,
-           one / naive, c1);
+    printf("| slim_sparsify_row, 1 thread (rows in memory) | %.0f rows/s | %.1f×; %.1f µs CPU/row, of which scan + exp sum (slim_logsumexp) %.1f µs |\n",
+           one, one / naive, c1, lse);
     printf("| slim_sparsify_row, 2 threads (rows in memory) | %.0f rows/s | %.1f×; %.1f µs CPU/row |\n", two,
            two / naive, c2);
+    printf("| slim_sparsify_row, portable kernels (no AVX2), 1 thread | %.0f rows/s | %.1f×; %.1f µs CPU/row, of which scan + exp sum %.1f µs |\n",
+           port, port / naive, cp, lse_port);
     prepare_cost(rows, V, nrows);
     free(rows);
     fflush(stdout);
@@ -252,13 +270,26 @@ static void bench_dense(uint32_t nseq)
     double c0 = cpu_s();
     if (run_ingest(pth("dense.store"), file, "topfrac:0.05", 0, 16, &s, &rb)) return;
     double cpu = cpu_s() - c0;
-    double pps = s.positions / s.seconds;
+    double pps = s.positions / s.seconds, np = (double)s.positions;
     printf("| end to end, %u×%u positions, file in page cache, 2 threads + writer | %.0f positions/s | %.1f× |\n",
            nseq, T, pps, pps / naive);
     printf("|   CPU time of the process: %.2f s = %.0f positions per CPU-second (load average %.1f) | | |\n",
            cpu, s.positions / cpu, load1());
-    printf("|   stage wall seconds: fill %.2f, sparsify %.2f, store write %.2f, commit %.2f; %.0f B/position | | |\n",
+    printf("|   CPU µs/position: sparsify %.1f, prepare %.1f, writer %.1f, input hash %.1f, the rest %.1f "
+           "(page faults, OpenMP waits, fill, LMDB/SQLite) | | |\n",
+           s.cpu_sparsify * 1e6 / np, s.cpu_prepare * 1e6 / np, s.cpu_write * 1e6 / np,
+           s.cpu_hash * 1e6 / np,
+           (cpu - s.cpu_sparsify - s.cpu_prepare - s.cpu_write - s.cpu_hash) * 1e6 / np);
+    printf("|   stage wall seconds: fill %.2f, sparsify + prepare %.2f, store write %.2f, commit %.2f; %.0f B/position | | |\n",
            s.t_parse, s.t_sparsify, s.t_write, s.t_commit, (double)rb / s.positions);
+    omp_set_num_threads(1);
+    c0 = cpu_s();
+    if (run_ingest(pth("dense.store"), file, "topfrac:0.05", 0, 16, &s, &rb)) return;
+    cpu = cpu_s() - c0;
+    omp_set_num_threads(2);
+    pps = s.positions / s.seconds;
+    printf("| end to end, same file, 1 worker thread + writer | %.0f positions/s | %.1f×; %.0f positions per CPU-second |\n",
+           pps, pps / naive, s.positions / cpu);
     cold(file);
     if (run_ingest(pth("dense.store"), file, "topfrac:0.05", 0, 16, &s, &rb)) return;
     pps = s.positions / s.seconds;

@@ -47,12 +47,18 @@ slim_sparse_ws *slim_sparse_ws_new(uint32_t V, uint32_t cap);
 void slim_sparse_ws_free(slim_sparse_ws *ws);
 /* The ws's float row buffer [V], for converting F16/BF16 input into. */
 float *slim_sparse_ws_row(slim_sparse_ws *ws);
+/* The row the caller will sparsify after the next one (len bytes; NULL:
+ * none): the next slim_sparsify_row fetches it into cache during its
+ * compute-bound second pass (rows from memory then cost what rows in cache
+ * cost).  The hint holds for that one call. */
+void slim_sparse_ws_prefetch(slim_sparse_ws *ws, const void *next, size_t len);
 
 /*
- * Select the k largest of x[0..V) into ids[0..*k) (ascending id order).
- * Ties at the k-th value: the lower ids win.  Radix select over the
- * order-preserving integer image of the float bits: one histogram pass over
- * V, then passes over the (few) candidates only.
+ * Select the k largest of x[0..V) into ids[0..k) in ascending id order.
+ * Ties at the k-th value: the lower ids win.  A threshold (from a sample or
+ * from bins below the maximum) collects a few more than k candidates, a
+ * radix select over the order-preserving integer image of their float bits
+ * finds the k-th, one compaction pass keeps the winners (docs/INGEST.md).
  */
 uint32_t slim_select_topk(slim_sparse_ws *ws, const float *x /* [V] */, uint32_t V,
                           uint32_t k, uint32_t *ids /* [k] */);
@@ -67,6 +73,11 @@ uint32_t slim_select_topk(slim_sparse_ws *ws, const float *x /* [V] */, uint32_t
 int slim_sparsify_row(const slim_sparsifier *s, slim_sparse_ws *ws,
                       const float *x /* [V] */, uint32_t V, uint64_t stream,
                       slim_dist *out, uint32_t *bad);
+
+/* Tests: 1 forces the portable kernels (GCC vector extensions) instead of
+ * the AVX2/FMA/BMI2 ones the CPU would get; 0 restores.  Process-wide, not
+ * to be flipped while rows are being sparsified. */
+void slim_sparsify_portable(int on);
 
 /* Reference implementation (qsort of the whole row): for tests and the
  * benchmark's naive baseline.  Same tie rule. */
@@ -150,6 +161,7 @@ typedef struct slim_batch {
     size_t *entoff;            /* [distcap] entry offset of each dist */
     uint32_t *ids; float *vals; size_t nent, entcap;  /* entry pool */
     size_t positions;          /* total npos */
+    size_t ndist0;             /* ndist before the dense rows were laid out */
 } slim_batch;
 
 void slim_batch_reset(slim_batch *b);
@@ -230,6 +242,10 @@ typedef struct slim_ingest_stats {
     int64_t committed_added;             /* added and committed */
     double seconds;
     double t_parse, t_sparsify, t_write, t_commit;  /* wall seconds per stage */
+    /* thread CPU seconds per stage, summed over threads: dense rows
+     * sparsified (incl. F16/BF16 conversion), sequences prepared (validated
+     * and encoded), the writer (append + commit), the input hash */
+    double cpu_sparsify, cpu_prepare, cpu_write, cpu_hash;
 } slim_ingest_stats;
 
 /* Ingest files[0..n) into the store.  On failure the message (naming the
@@ -266,5 +282,8 @@ int slim_dedup(slim_store *st, const char *dataset, int across, int dry_run,
 
 /* XXH3-128 of a file's bytes as "xxh3-128:" + 32 hex digits. */
 int slim_file_hash(const char *path, char hex[42], char *err, size_t cap);
+/* The same of bytes in memory (a mapped file): AVX2 kernels when the CPU
+ * has them, same digest. */
+void slim_hash_bytes(const void *p, size_t n, char hex[42]);
 
 #endif

@@ -1,13 +1,17 @@
 /*
  * pipeline.c — files to committed sequences.  Per batch (a few thousand
- * positions of whole sequences): parse, sparsify the dense rows on every core
- * (OpenMP, one workspace per thread), validate and encode every sequence's
- * records on every core (slim_seq_prepare, one preparer per thread), then one
- * writer appends the prepared sequences in input order — ingest-time dedup
- * by exact tokens, prefix sharing — and commits.  The unit of atomicity is a sequence: a bad one stops the run
- * after the sequences before it are committed (docs/INGEST.md).
+ * positions of whole sequences): parse, then on every core one task per
+ * sequence sparsifies its dense rows (one workspace per thread, the next
+ * row prefetched) and validates and encodes its records (slim_seq_prepare,
+ * one preparer per thread); then one writer thread appends the prepared
+ * sequences in input order — ingest-time dedup by exact tokens, prefix
+ * sharing — and commits while the next batch is worked on.  The input's
+ * content hash is computed on a thread of its own meanwhile.  The unit of
+ * atomicity is a sequence: a bad one stops the run after the sequences
+ * before it are committed (docs/INGEST.md).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
@@ -20,6 +24,8 @@
 #include "ingest_src.h"
 #include "vocab.h"
 #include "../train/tokenizer.h"
+
+typedef struct slim_badrow { uint32_t pos, id; } slim_badrow;  /* pos UINT32_MAX: none */
 
 typedef struct ictx {
     slim_store *st;
@@ -43,7 +49,7 @@ typedef struct ictx {
     slim_sparse_ws **ws; int nws; uint32_t wsV, wscap;
     slim_preparer **pr; int npr;        /* one per OpenMP thread */
     slim_prepared **pp[2]; size_t ppn[2];  /* per batch entry, per batch buffer */
-    const uint8_t **rows; size_t rowcap;
+    slim_badrow *bad; size_t badcap;    /* per batch entry: its first bad dense row */
     int64_t f_added, f_skipped, f_refused;
     int file_ready;             /* dataset checked against this file */
     uint32_t fileV; int filekind;
@@ -154,111 +160,136 @@ static int ensure_ws(ictx *c, uint32_t V, uint32_t cap)
     return c->ws ? 0 : SLIM_ENOMEM;
 }
 
-/*
- * Sparsify every dense position of the batch in parallel.  On a bad row the
- * batch is cut before the sequence holding it (those before stay valid) and
- * *bad_seq names it; the message is in c->err.
- */
-static int sparsify_batch(ictx *c, slim_batch *b, const slim_src *s, uint32_t V, size_t *nseq_ok)
+static double thread_cpu_s(void)
 {
-    uint32_t cap = slim_sparsifier_cap(&c->sp, V);
-    *nseq_ok = b->nseq;
-    if (!s->dense || !b->positions) return 0;
-    int rc = ensure_ws(c, V, cap);
-    if (!rc) rc = slim_batch_reserve(b, 0, 0, b->positions, b->positions * cap);
-    if (!rc && b->positions > c->rowcap) {
-        const uint8_t **r = realloc(c->rows, b->positions * sizeof *r);
-        if (r) { c->rows = r; c->rowcap = b->positions; } else rc = SLIM_ENOMEM;
-    }
-    if (rc) { snprintf(c->err, c->cap, "out of memory"); *nseq_ok = 0; return rc; }
-    size_t p = 0;
-    for (size_t i = 0; i < b->nseq; i++) {
-        slim_iseq *q = &b->seqs[i];
-        q->dist_off = b->ndist + p;
-        for (uint32_t t = 0; t < q->npos; t++, p++) {
-            c->rows[p] = q->rows + t * q->row_stride;
-            b->entoff[b->ndist + p] = b->nent + p * cap;
-        }
-    }
-    size_t np = p, d0 = b->ndist;
-    b->ndist += np;
-    b->nent += np * cap;
-    slim_batch_fix_pointers(b);
-    size_t first_bad = SIZE_MAX;
-    uint32_t bad_id = 0;
-    int dt = b->seqs[0].dtype;
-    uint64_t stream0 = c->seen;  /* sample streams: global position index */
-    c->seen += np;
-#pragma omp parallel for schedule(dynamic, 8)
-    for (size_t i = 0; i < np; i++) {
-        slim_sparse_ws *ws = c->ws[omp_get_thread_num()];
-        const float *x = (const float *)(const void *)c->rows[i];
-        if (dt != SLIM_DT_F32 || ((uintptr_t)x & 3)) {
-            float *row = slim_sparse_ws_row(ws);
-            slim_row_to_f32(dt, c->rows[i], V, row);
-            x = row;
-        }
-        uint32_t bad;
-        if (slim_sparsify_row(&c->sp, ws, x, V, stream0 + i, &b->dists[d0 + i], &bad)) {
-#pragma omp critical
-            if (i < first_bad) { first_bad = i; bad_id = bad; }
-        }
-    }
-    if (first_bad == SIZE_MAX) return 0;
-    size_t acc = 0;
-    for (size_t i = 0; i < b->nseq; i++) {
-        slim_iseq *q = &b->seqs[i];
-        if (first_bad < acc + q->npos) {
-            float v = slim_float_at(dt, c->rows[first_bad], bad_id);
-            snprintf(c->err, c->cap, "'%s': %s position %zu: logit of token %u is %s", s->path,
-                     q->where, first_bad - acc, bad_id,
-                     v != v ? "NaN" : v == INFINITY ? "+Inf" : "-Inf everywhere");
-            *nseq_ok = i;
-            break;
-        }
-        acc += q->npos;
-    }
-    return SLIM_EINVAL;
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/*
- * Validate and encode the first nseq sequences of the batch on every core
- * (slim_seq_prepare), so that the single writer only appends ready records.
- * A sequence that fails keeps its error in its slim_prepared; the writer
- * reports it when it reaches it, in input order.
- */
-static int prepare_batch(ictx *c, int which, slim_batch *b, size_t nseq)
+/* The per-batch arrays the workers fill: one preparer per thread, one
+ * slim_prepared and one bad-row slot per sequence. */
+static int ensure_workers(ictx *c, int which, size_t nseq)
 {
     int n = omp_get_max_threads();
-    if (!nseq) return 0;
     if (c->npr < n) {
         slim_preparer **pr = realloc(c->pr, (size_t)n * sizeof *pr);
-        if (!pr) goto oom;
+        if (!pr) return SLIM_ENOMEM;
         c->pr = pr;
         for (; c->npr < n; c->npr++)
-            if (slim_preparer_new(&c->pr[c->npr])) goto oom;
+            if (slim_preparer_new(&c->pr[c->npr])) return SLIM_ENOMEM;
     }
     if (c->ppn[which] < nseq) {
         slim_prepared **pp = realloc(c->pp[which], nseq * sizeof *pp);
-        if (!pp) goto oom;
+        if (!pp) return SLIM_ENOMEM;
         c->pp[which] = pp;
         for (; c->ppn[which] < nseq; c->ppn[which]++)
-            if (slim_prepared_new(&pp[c->ppn[which]])) goto oom;
+            if (slim_prepared_new(&pp[c->ppn[which]])) return SLIM_ENOMEM;
     }
-    slim_batch_fix_pointers(b);
-    slim_prepared **pp = c->pp[which];
-    /* whole sequences per task: dense ones are ~100 positions of ~1600
-     * entries each, so one task is a few ms and dynamic balancing is cheap */
-#pragma omp parallel for schedule(dynamic, 1)
-    for (size_t i = 0; i < nseq; i++) {
-        const slim_iseq *q = &b->seqs[i];
-        slim_seq_prepare(c->pr[omp_get_thread_num()], c->filekind, &c->prec, c->fileV,
-                         b->tokens + q->tok_off, q->T, b->dists + q->dist_off, q->npos, pp[i]);
+    if (c->badcap < nseq) {
+        slim_badrow *br = realloc(c->bad, nseq * sizeof *br);
+        if (!br) return SLIM_ENOMEM;
+        c->bad = br;
+        c->badcap = nseq;
     }
     return 0;
-oom:
-    snprintf(c->err, c->cap, "out of memory");
-    return SLIM_ENOMEM;
+}
+
+/* Sparsify the dense rows of sequence q (its dists are laid out); on a bad
+ * row fill *br and return nonzero.  stream0: sample stream of the batch's
+ * first position. */
+static int sparsify_seq(ictx *c, slim_sparse_ws *ws, slim_batch *b, const slim_iseq *q,
+                        uint32_t V, uint64_t stream0, slim_badrow *br)
+{
+    for (uint32_t t = 0; t < q->npos; t++) {
+        const uint8_t *raw = q->rows + t * q->row_stride;
+        const float *x = (const float *)(const void *)raw;
+        if (q->dtype != SLIM_DT_F32 || ((uintptr_t)x & 3)) {
+            float *row = slim_sparse_ws_row(ws);
+            slim_row_to_f32(q->dtype, raw, V, row);
+            x = row;
+        }
+        size_t p = q->dist_off + t;
+        uint32_t bad;
+        slim_sparse_ws_prefetch(ws, t + 1 < q->npos ? raw + q->row_stride : NULL, q->row_stride);
+        if (slim_sparsify_row(&c->sp, ws, x, V, stream0 + (p - b->ndist0), &b->dists[p], &bad)) {
+            br->pos = t;
+            br->id = bad;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Everything but the writing, for the batch's sequences on every core
+ * (OpenMP, one task per sequence): sparsify its dense rows (one workspace
+ * per thread), then validate and encode its records (slim_seq_prepare, one
+ * preparer per thread) while its distributions are still in cache, so the
+ * single writer only appends ready records.  A sequence whose preparation
+ * fails keeps its error in its slim_prepared (the writer reports it in
+ * input order).  A bad dense row cuts the batch before the first sequence
+ * holding one (*nseq_ok; those before stay valid) with the message in
+ * c->err.
+ */
+static int work_batch(ictx *c, int which, slim_batch *b, const slim_src *s, uint32_t V,
+                      size_t *nseq_ok)
+{
+    uint32_t cap = slim_sparsifier_cap(&c->sp, V);
+    size_t nseq = b->nseq;
+    *nseq_ok = 0;
+    int rc = ensure_workers(c, which, nseq);
+    if (!rc && s->dense && b->positions) {
+        if (!(rc = ensure_ws(c, V, cap)))
+            rc = slim_batch_reserve(b, 0, 0, b->positions, b->positions * cap);
+    }
+    if (rc) { snprintf(c->err, c->cap, "out of memory"); return rc; }
+    b->ndist0 = b->ndist;
+    if (s->dense) {  /* lay out the dists: cap entries per position */
+        for (size_t i = 0, p = 0; i < nseq; i++) {
+            slim_iseq *q = &b->seqs[i];
+            q->dist_off = b->ndist + p;
+            for (uint32_t t = 0; t < q->npos; t++, p++)
+                b->entoff[b->ndist + p] = b->nent + p * cap;
+        }
+        b->ndist += b->positions;
+        b->nent += b->positions * cap;
+    }
+    slim_batch_fix_pointers(b);
+    uint64_t stream0 = c->seen;  /* sample streams: global position index */
+    if (s->dense) c->seen += b->positions;
+    slim_prepared **pp = c->pp[which];
+    double cs = 0, cp = 0;
+    /* whole sequences per task: dense ones are ~100 positions of ~1600
+     * entries each, so one task is a few ms and dynamic balancing is cheap */
+#pragma omp parallel for schedule(dynamic, 1) reduction(+:cs, cp)
+    for (size_t i = 0; i < nseq; i++) {
+        const slim_iseq *q = &b->seqs[i];
+        int tid = omp_get_thread_num();
+        double t0 = thread_cpu_s(), t1 = t0;
+        c->bad[i].pos = UINT32_MAX;
+        if (s->dense && sparsify_seq(c, c->ws[tid], b, q, V, stream0, &c->bad[i])) continue;
+        if (s->dense) t1 = thread_cpu_s();
+        slim_seq_prepare(c->pr[tid], c->filekind, &c->prec, c->fileV, b->tokens + q->tok_off, q->T,
+                         b->dists + q->dist_off, q->npos, pp[i]);
+        cs += t1 - t0;
+        cp += thread_cpu_s() - t1;
+    }
+    c->stats->cpu_sparsify += cs;
+    c->stats->cpu_prepare += cp;
+    for (size_t i = 0; i < nseq; i++) {
+        const slim_iseq *q = &b->seqs[i];
+        if (c->bad[i].pos == UINT32_MAX) continue;
+        const uint8_t *row = q->rows + c->bad[i].pos * q->row_stride;
+        float v = slim_float_at(q->dtype, row, c->bad[i].id);
+        snprintf(c->err, c->cap, "'%s': %s position %u: logit of token %u is %s", s->path,
+                 q->where, c->bad[i].pos, c->bad[i].id,
+                 v != v ? "NaN" : v == INFINITY ? "+Inf" : "-Inf everywhere");
+        *nseq_ok = i;
+        return SLIM_EINVAL;
+    }
+    *nseq_ok = nseq;
+    return 0;
 }
 
 /* -------------------------------------------------------------- writer */
@@ -374,18 +405,19 @@ static int write_seqs(ictx *c, slim_batch *b, slim_prepared *const *pp, const sl
 typedef struct wjob {
     ictx *c; const slim_src *s; slim_batch *b; slim_prepared *const *pp; size_t n;
     int rc;
-    double t_write, t_commit;
+    double t_write, t_commit, cpu;
 } wjob;
 
 static void *write_job(void *arg)
 {
     wjob *j = arg;
-    double t0 = now_s();
+    double t0 = now_s(), c0 = thread_cpu_s();
     j->rc = write_seqs(j->c, j->b, j->pp, j->s, j->n);
     double t1 = now_s();
     if (!j->rc) j->rc = commit(j->c);
     j->t_write = t1 - t0;
     j->t_commit = now_s() - t1;
+    j->cpu = thread_cpu_s() - c0;
     return NULL;
 }
 
@@ -439,6 +471,89 @@ static int input_id(ictx *c, const char *const *files, int nf, const struct stat
     return 0;
 }
 
+static void job_stats(ictx *c, const wjob *j)
+{
+    c->stats->t_write += j->t_write;
+    c->stats->t_commit += j->t_commit;
+    c->stats->cpu_write += j->cpu;
+}
+
+/* The batches of one input: batch i is written and committed on a second
+ * thread while batch i+1 is parsed, sparsified and prepared here; the
+ * writer still sees sequences in input order. */
+static int batch_loop(ictx *c, slim_src *sp, uint32_t V, size_t maxpos, uint64_t size)
+{
+    uint64_t base_done = c->bytes_done;
+    int eof = 0, busy = 0, k = 0;
+    pthread_t th;
+    wjob job = { 0 };
+    int rc = 0;
+    while (!rc && !eof) {
+        slim_batch *b = &c->bb[k];
+        k ^= 1;
+        slim_batch_reset(b);
+        double t0 = now_s();
+        int frc = slim_src_fill(sp, V, maxpos, b, &eof, c->err, c->cap);
+        double t1 = now_s();
+        size_t ok;
+        /* a bad row lies before any fill error (that sequence is not in the
+         * batch), so its message wins */
+        int src = work_batch(c, k ^ 1, b, sp, V, &ok);
+        if (src) frc = src;
+        c->stats->t_parse += t1 - t0;
+        c->stats->t_sparsify += now_s() - t1;
+        if (busy) {
+            pthread_join(th, NULL);
+            busy = 0;
+            job_stats(c, &job);
+            if (job.rc) { rc = job.rc; break; }
+            progress(c, 0);
+        }
+        if (frc == SLIM_EINVAL) { c->f_refused++; c->stats->refused++; }  /* the bad unit */
+        job = (wjob){ .c = c, .s = sp, .b = b, .pp = c->pp[k ^ 1], .n = ok };
+        if (frc || eof || pthread_create(&th, NULL, write_job, &job)) {
+            write_job(&job);
+            job_stats(c, &job);
+            rc = job.rc ? job.rc : frc;
+        } else busy = 1;
+        if (sp->fmt == SLIM_FMT_JSONL) c->bytes_done = base_done + sp->done_bytes;
+        else if (sp->N) c->bytes_done = base_done + (uint64_t)((double)sp->next / sp->N * size);
+    }
+    if (busy) {
+        pthread_join(th, NULL);
+        job_stats(c, &job);
+        if (!rc) rc = job.rc;
+    }
+    if (job.rc) snprintf(c->err, c->cap, "%s", c->werr);
+    return rc;
+}
+
+/* The content hash of a one-file input, computed on its own thread while
+ * the file is ingested (it reads every byte: ~10 % of the CPU of a dense
+ * ingest, which would otherwise run alone before the workers start).  A
+ * mapped file (safetensors) is hashed from the mapping — no copy, and the
+ * page tables it fills are the ones the workers then use. */
+typedef struct hjob {
+    const char *path;
+    const uint8_t *map; size_t len;  /* the whole file mapped, or NULL */
+    char hash[42];
+    char err[512];
+    int rc;
+    double cpu;
+} hjob;
+
+static void *hash_job(void *arg)
+{
+    hjob *h = arg;
+    double c0 = thread_cpu_s();
+    if (h->map) {
+        slim_hash_bytes(h->map, h->len, h->hash);  /* = the streamed digest */
+        h->rc = 0;
+    } else h->rc = slim_file_hash(h->path, h->hash, h->err, sizeof h->err);
+    h->cpu = thread_cpu_s() - c0;
+    return NULL;
+}
+
 static int ingest_file(ictx *c, const char *const *files, int nf, int fmt)
 {
     char hash[42], ipath[4096];
@@ -450,9 +565,28 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt)
         snprintf(c->err, c->cap, "cannot open '%s': %s", path, strerror(errno));
         return SLIM_EIO;
     }
-    int rc = input_id(c, files, nf, &sb, ipath, sizeof ipath, hash);
-    if (rc) return rc;
+    /* one regular file: hashed on a thread of its own (after the same open
+     * check slim_file_hash makes first, so the message is the same) */
+    int async = nf == 1 && S_ISREG(sb.st_mode), rc = 0, fd;
+    hjob hj = { .path = path };
+    pthread_t hth;
+    if (async) {
+        if ((fd = open(path, O_RDONLY)) < 0) {
+            snprintf(c->err, c->cap, "cannot open '%s': %s", path, strerror(errno));
+            return SLIM_EIO;
+        }
+        close(fd);
+        snprintf(ipath, sizeof ipath, "%s", path);
+    } else if ((rc = input_id(c, files, nf, &sb, ipath, sizeof ipath, hash))) return rc;
     if ((rc = open_src(c, &s, files, nf, fmt))) return rc;
+    if (async) {
+        if (s.fmt == SLIM_FMT_SAFETENSORS && s.ts.nmaps == 1
+            && s.ts.maplen[0] == (size_t)sb.st_size) {
+            hj.map = s.ts.map[0];
+            hj.len = s.ts.maplen[0];
+        }
+        if (pthread_create(&hth, NULL, hash_job, &hj)) { hash_job(&hj); async = 0; }
+    }
     uint32_t V = 0;
     int kind = s.dense && c->sp.type == SLIM_SP_SAMPLE ? SLIM_KIND_SAMPLED : SLIM_KIND_LOGITS;
     if (!(rc = file_vocab(c, &s, &V))) {
@@ -467,57 +601,21 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt)
     }
     size_t maxpos = c->o->batch_positions ? c->o->batch_positions : 8192;
     if (s.dense) {
-        /* entry pool of a batch: positions x K; keep it around 16 MB so the
-         * two batches in flight stay small and the writer overlaps early */
+        /* entry pool of a batch: positions x K; keep it around 32 MB so the
+         * two batches in flight stay small, the writer overlaps early and
+         * the workers meet at a barrier only every ~2600 positions */
         size_t per = (size_t)slim_sparsifier_cap(&c->sp, V) * 8 + 1;
-        if (maxpos > (16u << 20) / per) maxpos = (16u << 20) / per;
+        if (maxpos > (32u << 20) / per) maxpos = (32u << 20) / per;
         if (maxpos < 1) maxpos = 1;
     }
-    uint64_t base_done = c->bytes_done;
-    int eof = 0, busy = 0, k = 0;
-    pthread_t th;
-    wjob job = { 0 };
-    /* batch i is written on a second thread while batch i+1 is parsed and
-     * sparsified here; the writer still sees sequences in input order */
-    while (!rc && !eof) {
-        slim_batch *b = &c->bb[k];
-        k ^= 1;
-        slim_batch_reset(b);
-        double t0 = now_s();
-        int frc = slim_src_fill(&s, V, maxpos, b, &eof, c->err, c->cap);
-        double t1 = now_s();
-        size_t ok;
-        /* a bad row lies before any fill error (that sequence is not in the
-         * batch), so its message wins */
-        int src = sparsify_batch(c, b, &s, V, &ok);
-        if (src) frc = src;
-        if ((src = prepare_batch(c, k ^ 1, b, ok))) { frc = src; ok = 0; }
-        c->stats->t_parse += t1 - t0;
-        c->stats->t_sparsify += now_s() - t1;
-        if (busy) {
-            pthread_join(th, NULL);
-            busy = 0;
-            c->stats->t_write += job.t_write;
-            c->stats->t_commit += job.t_commit;
-            if (job.rc) { rc = job.rc; break; }
-            progress(c, 0);
-        }
-        if (frc == SLIM_EINVAL) { c->f_refused++; c->stats->refused++; }  /* the bad unit */
-        job = (wjob){ .c = c, .s = &s, .b = b, .pp = c->pp[k ^ 1], .n = ok };
-        if (frc || eof || pthread_create(&th, NULL, write_job, &job)) {
-            write_job(&job);
-            c->stats->t_write += job.t_write;
-            c->stats->t_commit += job.t_commit;
-            rc = job.rc ? job.rc : frc;
-        } else busy = 1;
-        if (s.fmt == SLIM_FMT_JSONL) c->bytes_done = base_done + s.done_bytes;
-        else if (s.N) c->bytes_done = base_done + (uint64_t)((double)s.next / s.N * (sb.st_size));
+    if (!rc) rc = batch_loop(c, &s, V, maxpos, (uint64_t)sb.st_size);
+    if (async) pthread_join(hth, NULL);
+    if (nf == 1 && S_ISREG(sb.st_mode)) {
+        c->stats->cpu_hash += hj.cpu;
+        memcpy(hash, hj.hash, sizeof hash);
+        if (!rc && hj.rc) { rc = hj.rc; snprintf(c->err, c->cap, "%s", hj.err); }
+        else if (hj.rc) snprintf(hash, sizeof hash, "unknown");  /* not recorded as a hash */
     }
-    if (busy) {
-        pthread_join(th, NULL);
-        if (!rc) rc = job.rc;
-    }
-    if (job.rc) snprintf(c->err, c->cap, "%s", c->werr);
     progress(c, 0);
     if (c->w) { slim_write_abort(c->w); c->w = NULL; }
     slim_src_close(&s);
@@ -601,7 +699,7 @@ int slim_ingest_files(slim_store *st, const slim_ingest_opts *o, const char *con
         for (size_t i = 0; i < c.ppn[k]; i++) slim_prepared_free(c.pp[k][i]);
         free(c.pp[k]);
     }
-    free(c.rows);
+    free(c.bad);
     free(c.wseq);
     slim_tok_free(c.tok);
     return rc;

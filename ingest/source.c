@@ -445,3 +445,44 @@ int slim_src_fill(slim_src *s, uint32_t V, size_t max_pos, slim_batch *b, int *e
     *eof = s->next >= s->N;
     return 0;
 }
+
+/* ------------------------------------------------------------ content hash */
+
+/*
+ * XXH3-128 of a mapped file in one call, as slim_file_hash's hex.  The
+ * system libxxhash is built for SSE2 (~12 GB/s here); xxhash.h compiled
+ * inline for AVX2 runs ~2x faster (35 GB/s from L2, 16 from memory) and
+ * gives the same digest.  It is compiled last in this file, in a region
+ * of its own: XXH_INLINE_ALL renames the XXH3 functions from here on, and
+ * the AVX2 code is reached only after the CPU check.
+ */
+static void xxh3_128_avx2(const void *p, size_t n, uint64_t *hi, uint64_t *lo);
+
+void slim_hash_bytes(const void *p, size_t n, char hex[42])
+{
+    uint64_t hi, lo;
+    if (__builtin_cpu_supports("avx2")) xxh3_128_avx2(p, n, &hi, &lo);
+    else {
+        XXH128_hash_t h = XXH3_128bits(p, n);
+        hi = h.high64;
+        lo = h.low64;
+    }
+    snprintf(hex, 42, "xxh3-128:%016llx%016llx", (unsigned long long)hi, (unsigned long long)lo);
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+#endif
+/* with clang (the fuzz build) this is the library's XXH3 */
+static void xxh3_128_avx2(const void *p, size_t n, uint64_t *hi, uint64_t *lo)
+{
+    XXH128_hash_t h = XXH3_128bits(p, n);  /* the inline AVX2 one, renamed */
+    *hi = h.high64;
+    *lo = h.low64;
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif

@@ -15,19 +15,21 @@
 
 #define TOPP_DEFAULT_MAX 1024
 /* every SAMPLE_STRIDE-th logit estimates the selection threshold */
-#define SAMPLE_STRIDE 16
+#define SAMPLE_STRIDE 32
 
 struct slim_sparse_ws {
     uint32_t V, cap;
     float *row;          /* [V] dtype conversion target */
-    uint32_t *cand_id;   /* [V] radix candidates */
-    uint32_t *cand_key;  /* [V] */
-    int32_t *bins;       /* [V] selection pre-pass */
+    uint32_t *cand_id;   /* [V] selection candidates (ascending ids) */
+    uint32_t *cand_key;  /* [V] their keys (fkey of the value) */
+    int32_t *bins;       /* [V] selection pre-pass; radix scratch */
+    float *samp;         /* [V/SAMPLE_STRIDE+1] every 32nd logit */
+    uint64_t perm8[256]; /* compress permutations (lane numbers as bytes) */
+    const char *next;    /* a row to prefetch during this one's second pass */
+    size_t next_len;
     double *cdf;         /* [V] SAMPLE: running probability mass */
     double *u;           /* [cap] SAMPLE: sorted uniforms */
     uint32_t *order;     /* [cap] TOPP: ids sorted by value */
-    float *samp;         /* [V/SAMPLE_STRIDE+1] sampled values (threshold) */
-    uint32_t *sid;       /* [V/SAMPLE_STRIDE+1] */
     const float *sort_x; /* TOPP: row being sorted (qsort has no context) */
 };
 
@@ -124,17 +126,22 @@ slim_sparse_ws *slim_sparse_ws_new(uint32_t V, uint32_t cap)
     if (!ws) return NULL;
     ws->V = V;
     ws->cap = cap ? cap : 1;
+    for (unsigned m = 0; m < 256; m++) {  /* the set lanes of m, first */
+        uint64_t p = 0;
+        for (unsigned l = 0, n = 0; l < 8; l++)
+            if (m >> l & 1) p |= (uint64_t)l << (8 * n++);
+        ws->perm8[m] = p;
+    }
     ws->row = malloc((size_t)V * sizeof(float));
     ws->cand_id = malloc((size_t)V * sizeof(uint32_t));
+    ws->samp = malloc(((size_t)V / SAMPLE_STRIDE + 1) * sizeof(float));
     ws->cand_key = malloc((size_t)V * sizeof(uint32_t));
     ws->bins = malloc((size_t)V * sizeof(int32_t));
     ws->cdf = malloc((size_t)V * sizeof(double));
     ws->u = malloc((size_t)ws->cap * sizeof(double));
     ws->order = malloc((size_t)ws->cap * sizeof(uint32_t));
-    ws->samp = malloc(((size_t)V / SAMPLE_STRIDE + 1) * sizeof(float));
-    ws->sid = malloc(((size_t)V / SAMPLE_STRIDE + 1) * sizeof(uint32_t));
-    if (!ws->row || !ws->cand_id || !ws->cand_key || !ws->bins || !ws->cdf || !ws->u || !ws->order ||
-        !ws->samp || !ws->sid) {
+    if (!ws->row || !ws->cand_id || !ws->samp || !ws->cand_key || !ws->bins || !ws->cdf || !ws->u
+        || !ws->order) {
         slim_sparse_ws_free(ws);
         return NULL;
     }
@@ -144,25 +151,45 @@ slim_sparse_ws *slim_sparse_ws_new(uint32_t V, uint32_t cap)
 void slim_sparse_ws_free(slim_sparse_ws *ws)
 {
     if (!ws) return;
-    free(ws->row); free(ws->cand_id); free(ws->cand_key); free(ws->bins);
+    free(ws->row); free(ws->cand_id); free(ws->samp); free(ws->cand_key); free(ws->bins);
     free(ws->cdf); free(ws->u); free(ws->order);
-    free(ws->samp); free(ws->sid);
     free(ws);
 }
 
 float *slim_sparse_ws_row(slim_sparse_ws *ws) { return ws->row; }
 
+void slim_sparse_ws_prefetch(slim_sparse_ws *ws, const void *next, size_t len)
+{
+    ws->next = next;
+    ws->next_len = next ? len : 0;
+}
+
 /* ------------------------------------------------------------ logsumexp */
 
 /*
- * The row kernels use GCC vector extensions (8 float lanes: two SSE2
- * registers on the baseline, one AVX2 register in the "avx2" clone
- * picked at load time), since exp and select-style loops do not
- * auto-vectorise without -ffast-math, which this file must not use.
+ * Two implementations of the row kernels.  The portable one uses GCC vector
+ * extensions (8 float lanes: two SSE2 registers on the baseline; the scan
+ * and bins kernels also get an "avx2" clone picked at load time), since
+ * exp and select-style loops do not auto-vectorise without -ffast-math,
+ * which this file must not use: three passes (scan, exp sum, collect).
+ * The fast one is AVX2 + FMA + BMI2 intrinsics in two passes, taken when
+ * the CPU has them (CI builds with plain -O2, so both are compiled).
+ * slim_sparsify_portable(1) forces the portable one (tests compare them).
  */
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 #define VCLONES __attribute__((target_clones("avx2", "default")))
+#define FAST __attribute__((target("avx2,fma,bmi2")))
+
+static int force_portable;
+void slim_sparsify_portable(int on) { force_portable = on; }
+
+static int fast_cpu(void)
+{
+    /* libgcc fills the CPU model at load time; reading it is a load + test */
+    return !force_portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+           && __builtin_cpu_supports("bmi2");
+}
 
 /* Macros, not functions: a 32-byte vector must never cross a call on the
  * baseline ABI (clang refuses it; gcc warns). */
@@ -247,9 +274,10 @@ VCLONES static uint32_t row_scan(const float *x, uint32_t V, float *max)
     return n;
 }
 
-VCLONES static double sum_exp(const float *x, uint32_t V, float m)
+/* Portable sum of exp(x[i] - m): float lanes sum at most 32 terms <= 1 per
+ * block of 256; blocks add in double. */
+static double sum_exp_portable(const float *x, uint32_t V, float m)
 {
-    /* float lanes sum at most 32 terms <= 1 per block; blocks add in double */
     double s = 0;
     uint32_t i = 0;
     v8f mv = VSPLAT(m);
@@ -266,16 +294,66 @@ VCLONES static double sum_exp(const float *x, uint32_t V, float m)
     return s;
 }
 
+/*
+ * exp(d) for d <= 0 on 8 lanes as 2^t, t = d*log2(e): n = round(t) by the
+ * 1.5*2^23 trick (n sits in the low mantissa bits of t + BIG, so shifting
+ * those bits left by 23 gives n's exponent field), f = t - n in [-1/2, 1/2]
+ * by one FMA, 2^f by a degree-5 polynomial fitted for relative error
+ * (9e-8; 1.7e-7 evaluated in float).  d is clamped at -86 (exp(-86) is
+ * still a normal float, so the exponent arithmetic cannot wrap; -inf gives
+ * 4e-38, nothing next to the maximum's 1).  13 vector operations.
+ */
+#define EXP2_C1 0.693147004f
+#define EXP2_C2 0.240222424f
+#define EXP2_C3 0.0555073395f
+#define EXP2_C4 0.00967151392f
+#define EXP2_C5 0.00132647192f
+static inline __attribute__((always_inline)) FAST __m256 exp_le0_avx2(__m256 d)
+{
+    const __m256 big = _mm256_set1_ps(EXP_BIG), l2e = _mm256_set1_ps(1.44269504f);
+    d = _mm256_max_ps(d, _mm256_set1_ps(-86.0f));
+    __m256 tb = _mm256_fmadd_ps(d, l2e, big);
+    __m256 n = _mm256_sub_ps(tb, big);
+    __m256 f = _mm256_fmsub_ps(d, l2e, n);
+    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(EXP2_C5), f, _mm256_set1_ps(EXP2_C4));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(EXP2_C3));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(EXP2_C2));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(EXP2_C1));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_castps_si256(tb), 23);
+    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
+}
+
+static double sum_exp_collect_avx2(slim_sparse_ws *ws, const float *x, uint32_t V,
+                                   float m, float t, uint32_t *nc);
+
 double slim_logsumexp(const float *x, uint32_t V)
 {
     float m = row_max(x, V);
     if (m == -INFINITY) return -INFINITY;
-    return (double)m + log(sum_exp(x, V, m));
+    uint32_t nc;
+    return (double)m + log(fast_cpu() ? sum_exp_collect_avx2(NULL, x, V, m, INFINITY, &nc)
+                                      : sum_exp_portable(x, V, m));
 }
 
 /* ------------------------------------------------------------ selection */
 
-/* Order-preserving map float -> uint32 (larger float, larger key). */
+/*
+ * Top-k in three steps, every one exact whatever the data:
+ *   1. candidates: a threshold t with at least k logits >= t, and one pass
+ *      collecting the ids (ascending) and keys of those logits into
+ *      ws->cand_id / cand_key — t from a sample of every 32nd logit
+ *      (sample_threshold; on the fast path the collection shares the
+ *      exponential pass) or, when that fails, from bins below the maximum
+ *      (cand_bins);
+ *   2. kth_key: the k-th largest key (order-preserving integer image of the
+ *      float) among the candidates, by a radix select on their keys, and how
+ *      many of the keys equal to it are in (ties: the lowest ids);
+ *   3. take: one compaction pass over the candidates keeps the winners in
+ *      ascending id order (what the record encoder wants: it skips its sort).
+ */
+
+/* Order-preserving map float -> uint32 (larger float, larger key), and back. */
 static inline uint32_t fkey(float f)
 {
     uint32_t u;
@@ -284,29 +362,23 @@ static inline uint32_t fkey(float f)
     return u ^ mask;
 }
 
-/* In a histogram h[nb], find the bin holding the need-th largest element:
- * returns the bin, *above = elements in higher bins. */
-static uint32_t hist_cut(const uint32_t *h, uint32_t nb, uint32_t need, uint32_t *above)
+static inline float unfkey(uint32_t k)
 {
-    uint32_t cum = 0;
-    for (uint32_t b = nb; b-- > 0;) {
-        if (cum + h[b] >= need) { *above = cum; return b; }
-        cum += h[b];
-    }
-    *above = cum;
-    return 0;
+    uint32_t u = k ^ ((k >> 31) ? 0x80000000u : 0xFFFFFFFFu);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
 }
 
-/* Bins of the linear pre-pass: bin(x) = floor((max - x) * SEL_SCALE),
- * clamped to SEL_BINS-1; monotone in x, so every value in a bin below the
- * cut bin is in, none above it is, and only the cut bin needs exact work. */
+/* Bins below a maximum m: bin(x) = floor((m - x) * (SEL_BINS - 1) / range),
+ * clamped to SEL_BINS - 1; monotone in x. */
 #define SEL_BINS 2048
 #define SEL_RANGE 32.0f  /* nats below the max spread over the bins */
 
-VCLONES static void row_bins(const float *x, uint32_t V, float m, int32_t *bins)
+VCLONES static void row_bins(const float *x, uint32_t V, float m, float range, int32_t *bins)
 {
-    const float scale = (SEL_BINS - 1) / SEL_RANGE;
-    v8f mv = VSPLAT(m), lim = VSPLAT(SEL_RANGE), sc = VSPLAT(scale), d;
+    const float scale = (SEL_BINS - 1) / range;
+    v8f mv = VSPLAT(m), lim = VSPLAT(range), sc = VSPLAT(scale), d;
     uint32_t i = 0;
     for (; i + 8 <= V; i += 8) {
         VLOAD(d, x + i);
@@ -317,64 +389,18 @@ VCLONES static void row_bins(const float *x, uint32_t V, float m, int32_t *bins)
     }
     for (; i < V; i++) {
         float ds = m - x[i];
-        ds = ds < SEL_RANGE ? ds : SEL_RANGE;
+        ds = ds < range ? ds : range;
         bins[i] = (int32_t)(ds * scale);
     }
 }
 
-/* Radix select among nc candidates (ids in ascending order; their keys are
- * made here): move the `need` largest into ids[*nout...]; ties at the cut
- * go to the lowest ids.  Levels of up to 11 bits start at the highest bit
- * in which the candidates' keys differ (they share the sign and usually the
- * exponent), so two levels typically finish it. */
-static void radix_resolve(slim_sparse_ws *ws, const float *x, uint32_t nc, uint32_t need,
-                          uint32_t *ids, uint32_t *nout)
+/* Candidates by bins (any row, 0 < k < V): the bin holding the k-th
+ * largest value and everything in better bins; *lo = their smallest key. */
+static uint32_t cand_bins(slim_sparse_ws *ws, const float *x, uint32_t V, uint32_t k, float m,
+                          uint32_t *lo)
 {
-    uint32_t hist[2048], above;
-    int top = -1;
-    if (nc > need) {
-        uint32_t lo = UINT32_MAX, hi = 0;
-        for (uint32_t c = 0; c < nc; c++) {
-            uint32_t key = fkey(x[ws->cand_id[c]]);
-            ws->cand_key[c] = key;
-            lo = key < lo ? key : lo;
-            hi = key > hi ? key : hi;
-        }
-        top = lo == hi ? -1 : 31 - __builtin_clz(lo ^ hi);
-    }
-    while (top >= 0 && nc > need) {
-        int width = top + 1 < 11 ? top + 1 : 11, shift = top + 1 - width;
-        uint32_t nb = 1u << width, msk = nb - 1;
-        memset(hist, 0, nb * sizeof hist[0]);
-        for (uint32_t c = 0; c < nc; c++) hist[(ws->cand_key[c] >> shift) & msk]++;
-        uint32_t cut = hist_cut(hist, nb, need, &above), m = 0;
-        /* branch-free (winners are random in id order): store always,
-         * advance on the condition.  ids[n] stays below k: the cut bin
-         * still owes at least one winner; m <= c keeps it in place. */
-        uint32_t n = *nout;
-        for (uint32_t c = 0; c < nc; c++) {
-            uint32_t id = ws->cand_id[c], key = ws->cand_key[c], b = (key >> shift) & msk;
-            ids[n] = id;
-            n += b > cut;
-            ws->cand_id[m] = id;
-            ws->cand_key[m] = key;
-            m += b == cut;
-        }
-        *nout = n;
-        nc = m;
-        need -= above;
-        top = shift - 1;
-    }
-    /* what is left is all equal (or exactly `need`): lowest ids first */
-    for (uint32_t c = 0; c < need && c < nc; c++) ids[(*nout)++] = ws->cand_id[c];
-}
-
-/* Selection by bins below the maximum m (any row; 0 < k < V). */
-static uint32_t select_bins(slim_sparse_ws *ws, const float *x, uint32_t V, uint32_t k,
-                            uint32_t *ids, float m)
-{
-    row_bins(x, V, m, ws->bins);
-    /* two interleaved histograms: a run of equal bins does not serialise
+    row_bins(x, V, m, SEL_RANGE, ws->bins);
+    /* four interleaved histograms: a run of equal bins does not serialise
      * on one counter */
     uint32_t h[4][SEL_BINS];
     memset(h, 0, sizeof h);
@@ -385,113 +411,366 @@ static uint32_t select_bins(slim_sparse_ws *ws, const float *x, uint32_t V, uint
     }
     for (; i < V; i++) h[0][ws->bins[i]]++;
     uint32_t cum = 0, cut = 0;
-    for (; cut < SEL_BINS; cut++) {
-        uint32_t c = h[0][cut] + h[1][cut] + h[2][cut] + h[3][cut];
-        if (cum + c >= k) break;
-        cum += c;
+    for (; cut < SEL_BINS - 1; cut++) {
+        cum += h[0][cut] + h[1][cut] + h[2][cut] + h[3][cut];
+        if (cum >= k) break;
     }
-    /* only ~k of V values pass the test, so the branch is mostly
-     * predicted right; a branch-free version (a store per value, a chain
-     * through the counters) measured slower */
-    uint32_t nout = 0, nc = 0;
+    /* only ~k of V values pass, so the branch is mostly predicted right */
+    uint32_t nc = 0, l = UINT32_MAX;
     int32_t ic = (int32_t)cut;
-    for (i = 0; i < V; i++) {
-        int32_t b = ws->bins[i];
-        if (__builtin_expect(b <= ic, 0)) {
-            if (b < ic) ids[nout++] = i;
-            else ws->cand_id[nc++] = i;
+    for (i = 0; i < V; i++)
+        if (__builtin_expect(ws->bins[i] <= ic, 0)) {
+            uint32_t key = fkey(x[i]);
+            l = key < l ? key : l;
+            ws->cand_id[nc++] = i;
         }
-    }
-    radix_resolve(ws, x, nc, k - cum, ids, &nout);
-    return nout;
+    *lo = l;
+    return nc;
 }
 
-/* Ids i of x[0..V) with x[i] >= t into out (ascending; out has V slots),
- * returns how many.  AVX2: compare 8 lanes, compress the winning lane
- * numbers with a permutation built by pdep/pext from the mask, store all 8
- * and advance by the popcount — no data-dependent branch.  Baseline: the
- * same store-always trick one element at a time. */
-__attribute__((target("avx2,bmi2")))
-static uint32_t collect_ge_avx2(const float *x, uint32_t V, float t, uint32_t *out)
+/* The permutation that moves the lanes set in mask m (8 bits) to the
+ * front: one load from the workspace's table (cheaper than pdep/pext). */
+#define COMPRESS_PERM(ws, m) \
+    _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)&(ws)->perm8[m]))
+
+/* Append the ids (idx) of the lanes of v that are >= tv to oid at n:
+ * compress them to the front, store all 8, advance by the popcount — no
+ * data-dependent branch.  n <= the first id, so the 8-wide store stays
+ * inside the V slots. */
+#define COLLECT8(ws, v, idx, tv, oid, n) do {                                            \
+        unsigned m_ = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps((v), (tv), _CMP_GE_OQ)); \
+        _mm256_storeu_si256((__m256i *)(void *)((oid) + (n)),                            \
+                            _mm256_permutevar8x32_epi32((idx), COMPRESS_PERM(ws, m_)));  \
+        (n) += (uint32_t)__builtin_popcount(m_);                                         \
+    } while (0)
+
+/* Ids i of x[0..V) with x[i] >= t, ascending, into ws->cand_id; returns
+ * how many. */
+FAST static uint32_t collect_ge_avx2(slim_sparse_ws *ws, const float *x, uint32_t V, float t)
 {
+    uint32_t *oid = ws->cand_id, n = 0, i = 0;
     __m256 tv = _mm256_set1_ps(t);
-    __m256i base = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), eight = _mm256_set1_epi32(8);
-    uint32_t n = 0, i = 0;
+    __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), eight = _mm256_set1_epi32(8);
     for (; i + 8 <= V; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
-        unsigned m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(v, tv, _CMP_GE_OQ));
-        uint64_t bytes = _pdep_u64(m, 0x0101010101010101ull) * 0xFF;
-        uint64_t lanes = _pext_u64(0x0706050403020100ull, bytes);
-        __m256i perm = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)lanes));
-        /* n <= i, so the 8-wide store stays inside out[0..V) */
-        _mm256_storeu_si256((__m256i *)(void *)(out + n), _mm256_permutevar8x32_epi32(base, perm));
-        n += (uint32_t)__builtin_popcount(m);
-        base = _mm256_add_epi32(base, eight);
+        COLLECT8(ws, v, idx, tv, oid, n);
+        idx = _mm256_add_epi32(idx, eight);
     }
-    for (; i < V; i++) { out[n] = i; n += x[i] >= t; }
+    for (; i < V; i++) { oid[n] = i; n += x[i] >= t; }
     return n;
 }
 
-static uint32_t collect_ge(const float *x, uint32_t V, float t, uint32_t *out)
+static uint32_t collect_ge(slim_sparse_ws *ws, const float *x, uint32_t V, float t)
 {
-    /* libgcc fills the CPU model at load time; reading it is a load + test */
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2"))
-        return collect_ge_avx2(x, V, t, out);
+    if (fast_cpu()) return collect_ge_avx2(ws, x, V, t);
     uint32_t n = 0;
-    for (uint32_t i = 0; i < V; i++) { out[n] = i; n += x[i] >= t; }
+    for (uint32_t i = 0; i < V; i++) { ws->cand_id[n] = i; n += x[i] >= t; }
     return n;
 }
+
+/* The fast path's two passes over a row.  Pass 1: the maximum, whether
+ * any value is NaN or +Inf (one compare: not less than +Inf), and every
+ * SAMPLE_STRIDE-th (32nd) value into samp. */
+FAST static uint32_t scan_avx2(const float *x, uint32_t V, float *max, float *samp)
+{
+    __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0, bad = _mm256_setzero_ps();
+    const __m256 inf = _mm256_set1_ps(INFINITY);
+    uint32_t i = 0, j = 0;
+    for (; i + 32 <= V; i += 32) {
+        __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
+        __m256 v2 = _mm256_loadu_ps(x + i + 16), v3 = _mm256_loadu_ps(x + i + 24);
+        _mm_store_ss(samp + j++, _mm256_castps256_ps128(v0));
+        __m256 b01 = _mm256_or_ps(_mm256_cmp_ps(v0, inf, _CMP_NLT_UQ),
+                                  _mm256_cmp_ps(v1, inf, _CMP_NLT_UQ));
+        __m256 b23 = _mm256_or_ps(_mm256_cmp_ps(v2, inf, _CMP_NLT_UQ),
+                                  _mm256_cmp_ps(v3, inf, _CMP_NLT_UQ));
+        bad = _mm256_or_ps(bad, _mm256_or_ps(b01, b23));
+        /* a NaN in v leaves the maximum alone (max_ps returns its second
+         * operand when either is NaN) */
+        m0 = _mm256_max_ps(v0, _mm256_max_ps(v2, m0));
+        m1 = _mm256_max_ps(v1, _mm256_max_ps(v3, m1));
+    }
+    float l[8], m = -INFINITY;
+    _mm256_storeu_ps(l, _mm256_max_ps(m0, m1));
+    for (int q = 0; q < 8; q++) m = l[q] > m ? l[q] : m;
+    uint32_t n = (uint32_t)_mm256_movemask_ps(bad);
+    for (; i < V; i++) {
+        if (!(i % SAMPLE_STRIDE)) samp[j++] = x[i];
+        n += !(x[i] < INFINITY);
+        m = x[i] > m ? x[i] : m;
+    }
+    *max = m;
+    return n;
+}
+
+/* Pass 2: sum of exp(x - m) — two accumulators (16 float terms each per
+ * block of 256), blocks add in double lanes — and, in the same pass unless
+ * ws is NULL, the ids of the candidates >= t into ws->cand_id, *nc. */
+FAST static double sum_exp_collect_avx2(slim_sparse_ws *ws, const float *x, uint32_t V,
+                                        float m, float t, uint32_t *nc)
+{
+    uint32_t *oid = ws ? ws->cand_id : NULL;
+    const __m256 mv = _mm256_set1_ps(m), tv = _mm256_set1_ps(t);
+    __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), eight = _mm256_set1_epi32(8);
+    __m256d dacc = _mm256_setzero_pd();
+    uint32_t n = 0, i = 0;
+    /* the next row's cache lines, one per 64 bytes of this row (this pass
+     * is compute-bound: the memory system is idle otherwise) */
+    const char *pf = ws && ws->next ? ws->next : NULL;
+    size_t pfl = pf ? ws->next_len : 0;
+    for (; i + 256 <= V; i += 256) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        for (uint32_t j = i; j < i + 256; j += 16) {
+            __m256 v0 = _mm256_loadu_ps(x + j), v1 = _mm256_loadu_ps(x + j + 8);
+            if ((size_t)j * 4 < pfl) _mm_prefetch(pf + (size_t)j * 4, _MM_HINT_T0);
+            a0 = _mm256_add_ps(a0, exp_le0_avx2(_mm256_sub_ps(v0, mv)));
+            a1 = _mm256_add_ps(a1, exp_le0_avx2(_mm256_sub_ps(v1, mv)));
+            if (oid) {  /* loop-invariant: unswitched */
+                COLLECT8(ws, v0, idx, tv, oid, n);
+                idx = _mm256_add_epi32(idx, eight);
+                COLLECT8(ws, v1, idx, tv, oid, n);
+                idx = _mm256_add_epi32(idx, eight);
+            }
+        }
+        a0 = _mm256_add_ps(a0, a1);
+        dacc = _mm256_add_pd(dacc, _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a0)),
+                                                 _mm256_cvtps_pd(_mm256_extractf128_ps(a0, 1))));
+    }
+    double l[4], s;
+    _mm256_storeu_pd(l, dacc);
+    s = (l[0] + l[1]) + (l[2] + l[3]);
+    for (; i < V; i++) {
+        s += exp1(x[i] - m);
+        if (oid) { oid[n] = i; n += x[i] >= t; }
+    }
+    *nc = n;
+    return s;
+}
+
+/* Every 32nd logit into ws->samp (the portable path; scan_avx2 does it in
+ * its pass).  Returns how many. */
+static uint32_t gather_samples(slim_sparse_ws *ws, const float *x, uint32_t V)
+{
+    uint32_t j = 0;
+    for (uint32_t i = 0; i < V; i += SAMPLE_STRIDE) ws->samp[j++] = x[i];
+    return j;
+}
+
+/* The sample places the threshold well when it holds enough winners;
+ * smaller cases are cheap with bins anyway. */
+static int sampled_ok(uint32_t V, uint32_t k) { return V >= 4096 && k >= 64 && k <= V / 4; }
 
 /*
- * Selection by a sampled threshold: the r-th largest of every 16th logit,
- * r chosen so that the number of logits at or above it exceeds k with a
- * margin of 3 standard deviations (+5 %); one branch-free pass collects
- * those candidates and the radix select resolves exactly k among them.  The
- * result is exact whatever the sample says: when fewer than k logits reach
- * the threshold (an adversarial row), 0 is returned and the caller falls
- * back to select_bins.
+ * A threshold from the sample ws->samp: bins of the samples below their
+ * maximum; the bin holding their r-th largest, r chosen so that the
+ * logits at or above its lower edge exceed k with a margin of 3 standard
+ * deviations (+5 %), gives t.  +Inf when the sample gives nothing usable.
+ * Whether at least k logits reach t is checked by the caller.
  */
-static uint32_t select_sampled(slim_sparse_ws *ws, const float *x, uint32_t V, uint32_t k,
-                               uint32_t *ids)
+static float sample_threshold(slim_sparse_ws *ws, uint32_t V, uint32_t k)
 {
-    uint32_t ns = 0;
-    for (uint32_t i = 0; i < V; i += SAMPLE_STRIDE) ws->samp[ns++] = x[i];
+    uint32_t ns = (V + SAMPLE_STRIDE - 1) / SAMPLE_STRIDE, h[SEL_BINS];
     double ks = (double)k * ns / V;
     uint32_t r = (uint32_t)(ks * 1.05 + 3.0 * sqrt(ks) + 2.0);
-    if (r >= ns) return 0;
-    float sm = -INFINITY;
-    for (uint32_t i = 0; i < ns; i++) sm = ws->samp[i] > sm ? ws->samp[i] : sm;
-    uint32_t got = select_bins(ws, ws->samp, ns, r, ws->sid, sm);
-    float t = INFINITY;
-    for (uint32_t j = 0; j < got; j++) t = ws->samp[ws->sid[j]] < t ? ws->samp[ws->sid[j]] : t;
-    uint32_t nc = collect_ge(x, V, t, ws->cand_id);
-    if (nc < k) return 0;
-    uint32_t nout = 0;
-    radix_resolve(ws, x, nc, k, ids, &nout);
-    return nout;
+    if (r >= ns) return INFINITY;
+    /* bins below the sample's own maximum: a strong favourite far above
+     * the rest must not push the sample's r-th into the clamp bin */
+    const float *smp = ws->samp;
+    float sm = row_max(smp, ns);
+    /* 32 nats over the bins, or 256, or 2048 when the r-th is further down
+     * (a cold row: the top 5 % can span more than 32 nats) */
+    uint32_t cut = SEL_BINS - 1;
+    float range = SEL_RANGE / 8, scale = 0;
+    while (cut == SEL_BINS - 1 && (range *= 8) <= 2048) {
+        scale = (SEL_BINS - 1) / range;
+        row_bins(smp, ns, sm, range, ws->bins);
+        memset(h, 0, sizeof h);
+        for (uint32_t j = 0; j < ns; j++) h[ws->bins[j]]++;
+        uint32_t cum = 0;
+        for (cut = 0; cut < SEL_BINS - 1; cut++)
+            if ((cum += h[cut]) >= r) break;
+    }
+    if (cut == SEL_BINS - 1) return INFINITY;
+    /* half a bin lower: float rounding of the bin edge never costs a sample */
+    return sm - ((float)cut + 1.5f) / scale;
 }
 
-/* k >= 64 of V >= 4096: the sample holds enough winners to place the
- * threshold well; smaller cases are cheap with bins anyway. */
-static uint32_t select_topk_m(slim_sparse_ws *ws, const float *x, uint32_t V, uint32_t k,
-                              uint32_t *ids, float m)
+/* Copy the keys a[c] with a[c] >> shift == want into out (may be a). */
+FAST static uint32_t keep_shifted_avx2(const slim_sparse_ws *ws, const uint32_t *a, uint32_t *out,
+                                       uint32_t n, int shift, uint32_t want)
+{
+    __m256i w = _mm256_set1_epi32((int)want);
+    __m128i sh = _mm_cvtsi32_si128(shift);
+    uint32_t m = 0, c = 0;
+    for (; c + 8 <= n; c += 8) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(a + c));
+        unsigned mk = (unsigned)_mm256_movemask_ps(
+            _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_srl_epi32(v, sh), w)));
+        /* m <= c: the store lands on slots already read */
+        _mm256_storeu_si256((__m256i *)(void *)(out + m),
+                            _mm256_permutevar8x32_epi32(v, COMPRESS_PERM(ws, mk)));
+        m += (uint32_t)__builtin_popcount(mk);
+    }
+    for (; c < n; c++) { out[m] = a[c]; m += a[c] >> shift == want; }
+    return m;
+}
+
+static uint32_t keep_shifted(const slim_sparse_ws *ws, const uint32_t *a, uint32_t *out, uint32_t n,
+                             int shift, uint32_t want)
+{
+    if (fast_cpu()) return keep_shifted_avx2(ws, a, out, n, shift, want);
+    uint32_t m = 0;
+    for (uint32_t c = 0; c < n; c++) { out[m] = a[c]; m += a[c] >> shift == want; }
+    return m;
+}
+
+/* The k-th largest key of the candidates (radix select: levels of up to 8
+ * bits from the highest bit in which the bounds lo <= key <= hi differ).
+ * The first level computes the keys of x[cid[0..n)] into key (the caller
+ * needs them) and its histogram in one pass; later levels narrow a copy in
+ * tmp.  *ties = how many keys equal to the result belong to the top k,
+ * *eq = how many there are. */
+static uint32_t kth_key(const slim_sparse_ws *ws, const float *x, const uint32_t *cid,
+                        uint32_t *key, uint32_t *tmp, uint32_t n, uint32_t k, uint32_t lo,
+                        uint32_t hi, uint32_t *ties, uint32_t *eq)
+{
+    uint32_t hist[256], h2[256];
+    int top = lo == hi ? -1 : 31 - __builtin_clz(lo ^ hi), first = 1;
+    const uint32_t *a = key;
+    if (top < 0 || n <= 16)
+        for (uint32_t c = 0; c < n; c++) key[c] = fkey(x[cid[c]]);
+    while (top >= 0 && n > 16) {
+        int width = top + 1 < 8 ? top + 1 : 8, shift = top + 1 - width;
+        uint32_t nb = 1u << width, msk = nb - 1, cum = 0, cut = nb;
+        memset(hist, 0, nb * sizeof hist[0]);
+        if (first) {
+            /* two histograms: neighbours often share a bin, and one
+             * counter would make each increment wait for the last */
+            memset(h2, 0, nb * sizeof h2[0]);
+            uint32_t c = 0;
+            for (; c + 2 <= n; c += 2) {
+                uint32_t k0 = fkey(x[cid[c]]), k1 = fkey(x[cid[c + 1]]);
+                key[c] = k0;
+                key[c + 1] = k1;
+                hist[(k0 >> shift) & msk]++;
+                h2[(k1 >> shift) & msk]++;
+            }
+            for (; c < n; c++) {
+                uint32_t kc = fkey(x[cid[c]]);
+                key[c] = kc;
+                hist[(kc >> shift) & msk]++;
+            }
+            for (uint32_t b = 0; b < nb; b++) hist[b] += h2[b];
+        } else
+            for (uint32_t c = 0; c < n; c++) hist[(a[c] >> shift) & msk]++;
+        first = 0;
+        while (cut-- > 0) {
+            if (cum + hist[cut] >= k) break;
+            cum += hist[cut];
+        }
+        k -= cum;
+        /* keep the cut bin's keys (in place after level 1): keys share
+         * lo's bits above `top`, so the bin is one value of key >> shift */
+        uint32_t want = ((lo >> shift) & ~msk) | cut;
+        n = keep_shifted(ws, a, tmp, n, shift, want);
+        lo = want << shift;  /* the bits the kept keys share from here on */
+        a = tmp;
+        top = shift - 1;
+    }
+    if (top < 0) { *ties = k; *eq = n; return a[0]; }  /* all equal */
+    /* a few left: sort them descending */
+    uint32_t s[16] = { 0 };
+    for (uint32_t c = 0; c < n; c++) {
+        uint32_t v = a[c], j = c;
+        for (; j > 0 && s[j - 1] < v; j--) s[j] = s[j - 1];
+        s[j] = v;
+    }
+    uint32_t kk = s[k - 1], above = 0, same = 0;
+    for (uint32_t c = 0; c < n; c++) { above += s[c] > kk; same += s[c] == kk; }
+    *ties = k - above;
+    *eq = same;
+    return kk;
+}
+
+/* Keep the candidates with key >= kk (ascending ids) in place; AVX2
+ * compress as in COLLECT8.  Keys compare as signed after flipping the top
+ * bit. */
+FAST static uint32_t take_ge_avx2(const slim_sparse_ws *ws, uint32_t *cid, uint32_t *ckey,
+                                  uint32_t nc, uint32_t kk)
+{
+    __m256i flip = _mm256_set1_epi32(INT32_MIN);
+    __m256i th = _mm256_set1_epi32((int32_t)(kk ^ 0x80000000u) - 1);
+    uint32_t n = 0, c = 0;
+    for (; c + 8 <= nc; c += 8) {
+        __m256i kv = _mm256_loadu_si256((const __m256i *)(const void *)(ckey + c));
+        __m256i iv = _mm256_loadu_si256((const __m256i *)(const void *)(cid + c));
+        unsigned m = (unsigned)_mm256_movemask_ps(
+            _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_xor_si256(kv, flip), th)));
+        __m256i perm = COMPRESS_PERM(ws, m);
+        /* n <= c: the stores land on slots already read */
+        _mm256_storeu_si256((__m256i *)(void *)(cid + n), _mm256_permutevar8x32_epi32(iv, perm));
+        _mm256_storeu_si256((__m256i *)(void *)(ckey + n), _mm256_permutevar8x32_epi32(kv, perm));
+        n += (uint32_t)__builtin_popcount(m);
+    }
+    for (; c < nc; c++) { cid[n] = cid[c]; ckey[n] = ckey[c]; n += ckey[c] >= kk; }
+    return n;
+}
+
+/* Steps 2 and 3 on nc >= k candidates: the k winners into ids (and their
+ * values into vals when not NULL), ascending ids; ties at the k-th value
+ * go to the lower ids. */
+static uint32_t resolve(slim_sparse_ws *ws, const float *x, uint32_t nc, uint32_t k,
+                        uint32_t lo, uint32_t hi, uint32_t *ids, float *vals)
+{
+    uint32_t *cid = ws->cand_id, *ckey = ws->cand_key, ties, eq, n = 0;
+    /* keys here, not in the collecting pass: nc loads from L1/L2 cost less
+     * than a key computation and a store per vector of the row */
+    uint32_t kk = kth_key(ws, x, cid, ckey, (uint32_t *)ws->bins, nc, k, lo, hi, &ties, &eq);
+    if (ties == eq && kk > 0 && fast_cpu()) n = take_ge_avx2(ws, cid, ckey, nc, kk);
+    else
+        for (uint32_t c = 0, t = 0; c < nc; c++) {
+            /* branch-free: store always, advance on the condition */
+            uint32_t key = ckey[c], same = key == kk;
+            cid[n] = cid[c];
+            ckey[n] = key;
+            n += (key > kk) | (same & (t < ties));
+            t += same;
+        }
+    memcpy(ids, cid, (size_t)n * sizeof *ids);
+    if (vals)
+        for (uint32_t j = 0; j < n; j++) vals[j] = unfkey(ckey[j]);
+    return n;
+}
+
+/* Top k of x[0..V) with row maximum m into ids (and vals unless NULL),
+ * given nc candidates already collected (fewer than k: none usable). */
+static uint32_t topk_from(slim_sparse_ws *ws, const float *x, uint32_t V, uint32_t k,
+                          uint32_t *ids, float *vals, float m, uint32_t nc, float t)
 {
     if (k >= V) {
         for (uint32_t i = 0; i < V; i++) ids[i] = i;
+        if (vals) memcpy(vals, x, (size_t)V * sizeof *vals);
         return V;
     }
     if (k == 0) return 0;
-    if (V >= 4096 && k >= 64 && k <= V / 4) {
-        uint32_t n = select_sampled(ws, x, V, k, ids);
-        if (n == k) return n;
-    }
-    return select_bins(ws, x, V, k, ids, m);
+    /* key bounds of the candidates: x >= t gives fkey(x) >= fkey(t) but for
+     * -0 >= +0; the float maximum may be -0 where +0 is present */
+    uint32_t lo = fkey(t) - 1, hi = fkey(m == 0 ? 0.0f : m);
+    if (nc < k) nc = cand_bins(ws, x, V, k, m, &lo);
+    return resolve(ws, x, nc, k, lo, hi, ids, vals);
 }
 
 uint32_t slim_select_topk(slim_sparse_ws *ws, const float *x, uint32_t V,
                           uint32_t k, uint32_t *ids)
 {
-    return select_topk_m(ws, x, V, k, ids, k && k < V ? row_max(x, V) : 0.0f);
+    uint32_t nc = 0;
+    float t = INFINITY;
+    if (k && k < V && sampled_ok(V, k)) {
+        gather_samples(ws, x, V);
+        t = sample_threshold(ws, V, k);
+        if (t < INFINITY) nc = collect_ge(ws, x, V, t);
+    }
+    return topk_from(ws, x, V, k, ids, NULL, k && k < V ? row_max(x, V) : 0.0f, nc, t);
 }
 
 static const float *naive_x;
@@ -583,24 +862,32 @@ static uint32_t sample_row(const slim_sparsifier *s, slim_sparse_ws *ws, const f
 int slim_sparsify_row(const slim_sparsifier *s, slim_sparse_ws *ws, const float *x,
                       uint32_t V, uint64_t stream, slim_dist *out, uint32_t *bad)
 {
+    int fast = fast_cpu();
+    uint32_t k = s->type == SLIM_SP_SAMPLE ? 0 : slim_sparsifier_cap(s, V), nc = 0;
     /* NaN and +Inf are refused; -Inf (a masked token) is a valid logit */
-    float m;
-    if (row_scan(x, V, &m)) {
+    float m, t = INFINITY;
+    if (fast ? scan_avx2(x, V, &m, ws->samp) : row_scan(x, V, &m)) {
         for (uint32_t i = 0; i < V; i++)
             if (x[i] != x[i] || x[i] == INFINITY) { *bad = i; break; }
         return SLIM_EINVAL;
     }
     if (m == -INFINITY) { *bad = 0; return SLIM_EINVAL; }
-    double lse = (double)m + log(sum_exp(x, V, m));
+    if (k < V && sampled_ok(V, k)) {
+        if (!fast) gather_samples(ws, x, V);
+        t = sample_threshold(ws, V, k);
+    }
+    double sum = fast ? sum_exp_collect_avx2(ws, x, V, m, t, &nc) : sum_exp_portable(x, V, m);
+    if (!fast && t < INFINITY) nc = collect_ge(ws, x, V, t);
+    ws->next = NULL;  /* a prefetch hint is for one call */
+    double lse = (double)m + log(sum);
     out->lse = (float)lse;
     out->n_samples = 0;
-    uint32_t k;
     switch (s->type) {
     case SLIM_SP_SAMPLE:
         out->k = sample_row(s, ws, x, V, lse, stream, out);
         return 0;
     case SLIM_SP_TOPP: {
-        uint32_t n = select_topk_m(ws, x, V, slim_sparsifier_cap(s, V), ws->order, m);
+        uint32_t n = topk_from(ws, x, V, k, ws->order, NULL, m, nc, t);
         sort_by_value(x, ws->order, n);
         double mass = 0;
         for (k = 0; k < n;) {
@@ -609,12 +896,12 @@ int slim_sparsify_row(const slim_sparsifier *s, slim_sparse_ws *ws, const float 
             k++;
             if (mass >= s->p) break;
         }
+        for (uint32_t j = 0; j < k; j++) out->vals[j] = x[out->ids[j]];
         break;
     }
-    default:
-        k = select_topk_m(ws, x, V, slim_sparsifier_cap(s, V), out->ids, m);
+    default:  /* the selection gives the values too */
+        k = topk_from(ws, x, V, k, out->ids, out->vals, m, nc, t);
     }
-    for (uint32_t j = 0; j < k; j++) out->vals[j] = x[out->ids[j]];
     out->k = k;
     return 0;
 }

@@ -3,12 +3,14 @@
  * and padding form round-trips with exactly the selected ids and values
  * within the precision bound; re-runs add nothing; a bad sequence in the
  * middle of a file keeps the sequences before it and nothing else; prefix
- * sharing and dedup keep every sequence readable and identical.
+ * sharing and dedup keep every sequence readable and identical; the input's
+ * recorded content hash is the file's.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sqlite3.h>
 #include "lib/tap.h"
 #include "lib/fixtures.h"
 #include "../ingest/ingest.h"
@@ -289,6 +291,67 @@ static void test_jsonl_store(void)
     TAP_END();
 }
 
+/* The content hash recorded for an input is the XXH3-128 of the file's
+ * bytes however it is computed: from the mapping on a thread of its own
+ * (safetensors, also when the run stops at a bad sequence) or streamed by
+ * read() (JSONL). */
+static void test_input_hash(void)
+{
+    TAP_BEGIN("input_hash_matches_file");
+    fx_dense d = { .logits_dtype = "F32", .ids_dtype = "I64", .N = 6, .T = 9, .V = 300,
+                   .seed = 5, .nan_seq = 4, .nan_pos = 1 };
+    char err[1024], want[3][42], got[3][64] = { "", "", "" };
+    CHECK(fx_dense_write(path("hbad.safetensors"), &d, NULL, NULL, NULL) == 0, "fixture");
+    d.nan_seq = -1;
+    CHECK(fx_dense_write(path("h.safetensors"), &d, NULL, NULL, NULL) == 0, "fixture");
+    FILE *f = fopen(path("h.jsonl"), "w");
+    CHECK(f && fputs("{\"id\":\"a\",\"tokens\":[1,2,3],\"top\":[[[5,-0.5]],[[6,-0.25]]]}\n", f) >= 0
+          && fclose(f) == 0, "jsonl fixture");
+    char files[3][600];  /* path() recycles its buffers */
+    snprintf(files[0], sizeof files[0], "%s", path("h.safetensors"));
+    snprintf(files[1], sizeof files[1], "%s", path("hbad.safetensors"));
+    snprintf(files[2], sizeof files[2], "%s", path("h.jsonl"));
+    slim_store *st = open_store("hash.store");
+    slim_ingest_stats s;
+    CHECK(st && ingest(st, "d", "topk:5", files[0], 0, &s, err) == 0, "%s", err);
+    CHECK(st && ingest(st, "d2", "topk:5", files[1], 0, &s, err) == SLIM_EINVAL, "bad file: %s", err);
+    slim_ingest_opts o = { .dataset = "j", .teacher = "J", .vocab_size = 300, .temperature = 1,
+                           .args_json = "[]" };
+    const char *jf[1] = { files[2] };
+    CHECK(st && slim_ingest_files(st, &o, jf, 1, &s, err, sizeof err) == 0, "jsonl: %s", err);
+    slim_store_close(st);
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    CHECK(sqlite3_open(path("hash.store/meta.sqlite"), &db) == SQLITE_OK &&
+          sqlite3_prepare_v2(db, "SELECT path, content_hash FROM ingest_inputs", -1, &q, NULL) == SQLITE_OK,
+          "sqlite: %s", sqlite3_errmsg(db));
+    while (sqlite3_step(q) == SQLITE_ROW)
+        for (int i = 0; i < 3; i++)
+            if (!strcmp((const char *)sqlite3_column_text(q, 0), files[i]))
+                snprintf(got[i], sizeof got[i], "%s", (const char *)sqlite3_column_text(q, 1));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    for (int i = 0; i < 3; i++) {
+        CHECK(slim_file_hash(files[i], want[i], err, sizeof err) == 0, "%s", err);
+        CHECK(!strcmp(got[i], want[i]), "%s: recorded '%s', file '%s'", files[i], got[i], want[i]);
+    }
+    /* slim_hash_bytes (AVX2 kernels when the CPU has them) against the
+     * streamed read() of the same bytes, across XXH3's length classes */
+    size_t big = (3u << 20) + 12345;
+    unsigned char *buf = malloc(big);
+    for (size_t i = 0; buf && i < big; i++) buf[i] = (unsigned char)((i * 2654435761u) >> 13);
+    for (size_t len = 0; buf && len <= big; len = len < 4096 ? len + 61 : len == big ? big + 1 : big) {
+        char a[42], b[42];
+        f = fopen(path("bytes.bin"), "wb");
+        CHECK(f && fwrite(buf, 1, len, f) == len && fclose(f) == 0, "write");
+        slim_hash_bytes(buf, len, a);
+        CHECK(slim_file_hash(path("bytes.bin"), b, err, sizeof err) == 0 && !strcmp(a, b),
+              "%zu bytes: %s vs %s", len, a, b);
+    }
+    free(buf);
+    TAP_END();
+}
+
 int main(void)
 {
     const char *t = getenv("SLIM_TMP");
@@ -301,5 +364,6 @@ int main(void)
     test_rerun_and_bad_middle();
     test_prefix_and_dedup();
     test_jsonl_store();
+    test_input_hash();
     return tap_done();
 }
