@@ -1,11 +1,12 @@
 /*
  * teacher.c — the built-in teacher (docs/TEACHER.md).  A slim-train
  * checkpoint is mapped read-only and run one token at a time with a KV cache
- * (slim_infer, one per thread).  Inputs are turned into jobs first (text
- * windows to score, or prompts to continue) so that every check happens
- * before the store is touched.  Then, batch after batch: the sequences of
- * the batch are computed on every core (each sequence by one thread, each
- * thread its own cache, workspace and row buffers), then one writer thread
+ * (slim_infer, one per thread, batched).  Inputs are turned into jobs first
+ * (text windows to score, or prompts to continue) so that every check
+ * happens before the store is touched.  Then, batch after batch: the
+ * sequences of the batch are computed on every core (groups of up to 64
+ * sequences in lockstep by one thread, each thread its own batched cache,
+ * workspace and row buffers), then one writer thread
  * writes them in job order — ingest-time dedup by exact tokens, prefix
  * sharing — and commits while the next batch is computed.  A sequence
  * depends only on the model, its input and (generation) its own generator
@@ -15,6 +16,7 @@
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -69,6 +71,7 @@ typedef struct tctx {
     slim_toklist lists;         /* windows to score, or prompts */
     int64_t njobs;
     tthread *th; int nth;
+    int group;                  /* sequences computed together (group_size) */
     tslot *slots; size_t nslots;
     uint32_t *slot_tok; slim_dist *slot_dist; uint32_t *slot_ids; float *slot_vals;
     slim_writer *w;
@@ -242,46 +245,96 @@ static uint32_t sample_token(const tctx *c, tthread *th, const float *x /* (V) *
     return th->order[n - 1];    /* rounding: u landed on the total */
 }
 
-/* Compute job j into slot s: feed the tokens through the cache, sparsify
- * every position's row, and (generation) sample the continuation. */
-static void run_job(const tctx *c, tthread *th, tslot *s, int64_t j)
+/* Sequences computed in lockstep by one thread (one batched cache): jobs
+ * [g*G, g*G + G) always form group g, whatever the thread count or batch,
+ * so that a sequence's figures never depend on how the work was spread. */
+#define GROUP_MAX 64
+/* ... fewer when the group's key/value cache would pass this */
+#define GROUP_CACHE_BYTES (256u << 20)
+
+static void __attribute__((format(printf, 2, 3))) slot_fail(tslot *s, const char *fmt, ...)
 {
-    size_t li = (size_t)j % c->lists.n;
-    uint32_t T = c->lists.len[li], gen = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    s->rc = SLIM_EINVAL;
+    vsnprintf(s->msg, sizeof s->msg, fmt, ap);
+    va_end(ap);
+}
+
+/* Position pos of the sequence in slot s from its logits row x (V):
+ * sparsify it, and (generation) sample the continuation after the last
+ * token so far. */
+static void take_row(const tctx *c, tthread *th, tslot *s, int64_t j, uint32_t pos,
+                     const float *x, uint32_t *gen, uint64_t *rng)
+{
     uint32_t maxgen = c->to->generate ? (c->to->max_tokens ? c->to->max_tokens : c->ctx) : 0;
-    uint64_t rng = slim_teacher_seq_seed(c->io->seed, (uint64_t)j);
-    memcpy(s->tokens, c->lists.pool + c->lists.off[li], T * sizeof *s->tokens);
-    s->rc = 0;
-    for (uint32_t pos = 0; pos < T; pos++) {
-        const float *x = slim_infer_step(th->inf, (int)s->tokens[pos], (int)pos);
-        if (!x) {
-            s->rc = SLIM_EINVAL;
-            snprintf(s->msg, sizeof s->msg, "position %u: token %u is outside the model", pos,
-                     s->tokens[pos]);
-            return;
+    const float *xs = x;
+    if (c->tau != 1.0) {
+        for (uint32_t i = 0; i < c->V; i++) th->row[i] = (float)(x[i] / c->tau);
+        xs = th->row;
+    }
+    slim_dist *d = &s->dists[pos];
+    d->ids = s->ids + (size_t)pos * c->capk;
+    d->vals = s->vals + (size_t)pos * c->capk;
+    uint32_t bad;
+    if (slim_sparsify_row(&c->sp, th->ws, xs, c->V, (uint64_t)j * c->ctx + pos, d, &bad)) {
+        slot_fail(s, "position %u: the model's logit of token %u is not finite", pos, bad);
+        return;
+    }
+    if (pos == s->T - 1 && *gen < maxgen && s->T < c->ctx &&
+        !(*gen && (int64_t)s->tokens[s->T - 1] == c->eot)) {
+        s->tokens[s->T++] = sample_token(c, th, x, rng);
+        (*gen)++;
+    }
+}
+
+/* Compute jobs [j0, j0+n) into slots[0, n) together: feed position pos of
+ * every sequence still running through the batched cache, sparsify every
+ * row, sample continuations; a sequence ends at its length (which
+ * generation grows). */
+static void run_group(const tctx *c, tthread *th, tslot *slots, int64_t j0, int n)
+{
+    int slot[GROUP_MAX], tok[GROUP_MAX];
+    uint32_t gen[GROUP_MAX] = {0};
+    uint64_t rng[GROUP_MAX];
+    for (int i = 0; i < n; i++) {
+        tslot *s = &slots[i];
+        size_t li = (size_t)(j0 + i) % c->lists.n;
+        s->T = c->lists.len[li];
+        s->rc = 0;
+        memcpy(s->tokens, c->lists.pool + c->lists.off[li], s->T * sizeof *s->tokens);
+        rng[i] = slim_teacher_seq_seed(c->io->seed, (uint64_t)(j0 + i));
+    }
+    for (uint32_t pos = 0;; pos++) {
+        int na = 0;
+        for (int i = 0; i < n; i++) {
+            tslot *s = &slots[i];
+            if (s->rc || pos >= s->T) continue;
+            if (s->tokens[pos] >= c->V) {
+                slot_fail(s, "position %u: token %u is outside the model", pos, s->tokens[pos]);
+                continue;
+            }
+            slot[na] = i;
+            tok[na++] = (int)s->tokens[pos];
         }
-        const float *xs = x;
-        if (c->tau != 1.0) {
-            for (uint32_t i = 0; i < c->V; i++) th->row[i] = (float)(x[i] / c->tau);
-            xs = th->row;
-        }
-        slim_dist *d = &s->dists[pos];
-        d->ids = s->ids + (size_t)pos * c->capk;
-        d->vals = s->vals + (size_t)pos * c->capk;
-        uint32_t bad;
-        if (slim_sparsify_row(&c->sp, th->ws, xs, c->V, (uint64_t)j * c->ctx + pos, d, &bad)) {
-            s->rc = SLIM_EINVAL;
-            snprintf(s->msg, sizeof s->msg, "position %u: the model's logit of token %u is not "
-                     "finite", pos, bad);
-            return;
-        }
-        if (pos == T - 1 && gen < maxgen && T < c->ctx &&
-            !(gen && (int64_t)s->tokens[T - 1] == c->eot)) {
-            s->tokens[T++] = sample_token(c, th, x, &rng);
-            gen++;
+        if (!na) break;
+        const float *x = slim_infer_step_batch(th->inf, na, slot, tok, (int)pos);
+        for (int r = 0; r < na; r++) {
+            int i = slot[r];
+            if (!x) { slot_fail(&slots[i], "position %u: token %u is outside the model", pos,
+                                (uint32_t)tok[r]); continue; }
+            take_row(c, th, &slots[i], j0 + i, pos, x + (size_t)r * c->V, &gen[i], &rng[i]);
         }
     }
-    s->T = T;
+}
+
+/* Sequences per group for this model (>= 1). */
+static int group_size(const tctx *c)
+{
+    const slim_model_config *m = &c->ck->cfg;
+    size_t per = 2 * (size_t)m->layers * m->ctx * m->dim * sizeof(float);
+    size_t g = GROUP_CACHE_BYTES / per;
+    return g < 1 ? 1 : g > GROUP_MAX ? GROUP_MAX : (int)g;
 }
 
 static int alloc_threads(tctx *c)
@@ -290,7 +343,8 @@ static int alloc_threads(tctx *c)
     if (!c->th) return SLIM_ENOMEM;
     for (int i = 0; i < c->nth; i++) {
         tthread *t = &c->th[i];
-        if (slim_infer_new(&t->inf, &c->ck->cfg, c->ck->params)) return SLIM_ENOMEM;
+        if (slim_infer_new_batch(&t->inf, &c->ck->cfg, c->ck->params, c->group))
+            return SLIM_ENOMEM;
         t->ws = slim_sparse_ws_new(c->V, c->capk);
         t->row = malloc(c->V * sizeof *t->row);
         t->w = malloc(c->V * sizeof *t->w);
@@ -322,6 +376,7 @@ static int alloc_slots(tctx *c)
     size_t n = bp / c->ctx;
     if (n > BATCH_BYTES / per) n = BATCH_BYTES / per;
     if (n < (size_t)c->nth) n = (size_t)c->nth;
+    n = (n + c->group - 1) / c->group * c->group;   /* whole groups */
     c->nslots = n;
     n *= 2;
     c->slots = calloc(n, sizeof *c->slots);
@@ -340,18 +395,22 @@ static int alloc_slots(tctx *c)
     return 0;
 }
 
-/* Jobs [first, first+n) into slots[0, n), on every thread.  BLAS runs
- * single-threaded inside (one sequence per core), which also keeps every
- * matrix-vector product's summation order independent of the thread count. */
+/* Jobs [first, first+n) into slots[0, n), a group at a time on every
+ * thread.  first is a multiple of the group size (batches hold whole
+ * groups).  BLAS runs single-threaded inside (one group per core). */
 static void compute_batch(tctx *c, tslot *slots, int64_t first, size_t n)
 {
-    int nt = (size_t)c->nth < n ? c->nth : (int)n;
+    size_t G = (size_t)c->group, ng = (n + G - 1) / G;
+    int nt = (size_t)c->nth < ng ? c->nth : (int)ng;
 #pragma omp parallel num_threads(nt)
     {
         omp_set_num_threads(1);
         tthread *th = &c->th[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
-        for (size_t i = 0; i < n; i++) run_job(c, th, &slots[i], first + (int64_t)i);
+        for (size_t g = 0; g < ng; g++) {
+            size_t m = n - g * G < G ? n - g * G : G;
+            run_group(c, th, &slots[g * G], first + (int64_t)(g * G), (int)m);
+        }
     }
 }
 
@@ -632,6 +691,7 @@ static int prepare(tctx *c)
     if (rc) return rc;
     c->nth = c->io->threads > 0 ? c->io->threads : omp_get_max_threads();
     if (c->nth < 1) c->nth = 1;
+    c->group = group_size(c);
     if (!rc) rc = alloc_threads(c);
     if (!rc) rc = alloc_slots(c);
     if (rc == SLIM_ENOMEM) snprintf(c->err, c->cap, "out of memory");

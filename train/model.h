@@ -124,16 +124,30 @@ void slim_model_adamw(slim_model *m, const slim_adamw *o, int64_t t, float gscal
 
 /* ------------------------------------------------------------ inference */
 
-/* A single-sequence forward with a KV cache, over a parameter block that
- * may live in a read-only mmap (see slim_ckpt_map in ckpt.h). */
+/* A forward with a KV cache over up to `maxb` sequences in lockstep, over a
+ * parameter block that may live in a read-only mmap (see slim_ckpt_map in
+ * ckpt.h).  Feeding several sequences at once turns every weight product
+ * into a matrix-matrix one, so the weights are read once per step instead
+ * of once per sequence: what makes generation fast (docs/TEACHER.md). */
 typedef struct slim_infer slim_infer;
 
 int slim_infer_new(slim_infer **out, const slim_model_config *c, const float *params);
+/* The same for up to maxb sequences (cache slots 0 .. maxb-1). */
+int slim_infer_new_batch(slim_infer **out, const slim_model_config *c, const float *params,
+                         int maxb);
 void slim_infer_free(slim_infer *s);
 /* Feed `token` at position pos (0 <= pos < ctx; positions must be fed in
  * order 0, 1, ... — pos 0 restarts the sequence).  Returns the logits row
  * [V] predicting the next token, owned by s, valid until the next call. */
 const float *slim_infer_step(slim_infer *s, int token, int pos);
+/* Feed tokens[i] at position pos to the sequence in cache slot slot[i],
+ * for i < n (distinct slots, each fed positions 0, 1, ... in order).
+ * Returns the logits (n, V), row i for slot[i], owned by s and valid until
+ * the next call; NULL on a bad token, slot or position.  A row depends on
+ * its own sequence and on n (the products' blocking), never on the other
+ * rows' values. */
+const float *slim_infer_step_batch(slim_infer *s, int n, const int *slot, const int *tokens,
+                                   int pos);
 
 /* Splitmix64-based generator used for initialisation and data order. */
 uint64_t slim_rng_next(uint64_t *state);
