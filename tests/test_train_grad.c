@@ -313,7 +313,7 @@ static void check_loss(const char *name, slim_loss_config c)
     for (int i = 3 * LV; i < NROW * LV; i++) worst = fmax(worst, fabs(z[i]));
     CHECK(worst < 2e-5, "worst |grad - numeric| %g", worst);
     if (c.kind == SLIM_LOSS_SLIM)
-        CHECK(st.n_w == 2 && fabs(st.w - (wfix[0] + wfix[1])) < 1e-5 &&
+        CHECK(st.n_w == 2 && st.n_w0 == (c.printed ? 0 : 1) && fabs(st.w - (wfix[0] + wfix[1])) < 1e-5 &&
               (c.printed ? fabs(wfix[1] - 1) < 1e-12 : wfix[1] == 0),
               "w stats %g (n %ld), w outside K %g", st.w, (long)st.n_w, wfix[1]);
     TAP_END();

@@ -200,6 +200,6 @@ void slim_loss_batch(const slim_loss_config *c, float *logits, int N, int V,
         st->loss += row[0];
         st->ce += row[1];
         if (fl & 2) { st->n_kd++; st->kd += row[2]; }
-        if (fl & 4) { st->n_w++; st->w += row[3]; st->w2 += row[3] * row[3]; }
+        if (fl & 4) { st->n_w++; st->n_w0 += row[3] == 0; st->w += row[3]; st->w2 += row[3] * row[3]; }
     }
 }

@@ -48,6 +48,7 @@ typedef struct slim_target {
 typedef struct slim_loss_stats {
     double loss, ce, kd, w, w2;  /* kd = tau^2 KD_K summed over rows with a distribution */
     int64_t n, n_kd, n_w;        /* trained rows, rows with KD, rows with a SLIM weight */
+    int64_t n_w0;                /* rows whose SLIM weight is exactly 0 (text weight, y not in K) */
 } slim_loss_stats;
 
 typedef struct slim_loss_ws slim_loss_ws;

@@ -255,16 +255,18 @@ static void on_metrics(void *ctx, const slim_metrics *m)
         printf("{\"run_id\":%lld,\"step\":%lld,\"tokens\":%lld,", (long long)r->run_id,
                (long long)m->step, (long long)m->tokens);
         jnum("loss", m->loss, 0); jnum("ce", m->ce, 0); jnum("kd", m->kd, 0);
-        jnum("w_mean", m->w_mean, 0); jnum("w_std", m->w_std, 0); jnum("lr", m->lr, 0);
+        jnum("w_mean", m->w_mean, 0); jnum("w_std", m->w_std, 0); jnum("w_zero", m->w_zero, 0);
+        jnum("lr", m->lr, 0);
         jnum("grad_norm", m->grad_norm, 0); jnum("tokens_per_s", m->tokens_per_s, 1);
         printf("}\n");
         fflush(stdout);
     }
     if (r->tty || r->o->progress) {
-        char eta[32], kd[48] = "", w[48] = "";
+        char eta[32], kd[48] = "", w[64] = "";
         fmt_eta(m->eta_s, eta, sizeof eta);
         if (!isnan(m->kd)) snprintf(kd, sizeof kd, " kd %.4f", m->kd);
-        if (!isnan(m->w_mean)) snprintf(w, sizeof w, " w %.3f±%.3f", m->w_mean, m->w_std);
+        if (!isnan(m->w_mean))
+            snprintf(w, sizeof w, " w %.3f±%.3f (0: %.1f%%)", m->w_mean, m->w_std, 100 * m->w_zero);
         fprintf(stderr, "%sstep %lld/%lld loss %.4f ce %.4f%s%s lr %.2e %.0f tok/s ETA %s%s",
                 r->tty ? "\r" : "", (long long)m->step, (long long)r->cfg->steps, m->loss, m->ce,
                 kd, w, m->lr, m->tokens_per_s, eta, r->tty ? "\033[K" : "\n");

@@ -47,7 +47,10 @@ typedef struct slim_tok slim_tok;
 /* Load a Hugging Face tokenizer.json.  *out gets a new handle (free it with
  * slim_tok_free).  Errors: SLIM_EIO (cannot read), SLIM_EINVAL (invalid JSON
  * — with line:column —, missing model.vocab, a non-integer or negative id, two
- * tokens with one id, a merge naming a token not in the vocabulary, ...). */
+ * tokens with one id, a merge naming a token not in the vocabulary, ...).
+ * A merge is left out (not counted by slim_tok_merges) when added_tokens made
+ * one of its ids special or gave its result other bytes than its parts'
+ * concatenation, so that decoding what slim_tok_encode gives is always exact. */
 int slim_tok_load_hf(const char *path, slim_tok **out, char *err, size_t errcap);
 
 /* Max id + 1 (added tokens included).  Ids below it may be unused. */
@@ -117,7 +120,8 @@ int slim_tok_load(const char *path, slim_tok **out, char *err, size_t errcap);
 /* Export a SLIM_TOK_BYTEBPE handle as a Hugging Face tokenizer.json
  * (model BPE, ByteLevel pre-tokenizer and decoder; specials as added_tokens),
  * which slim_tok_load_hf reads back to the same ids and pieces.  SLIM_EINVAL
- * for other kinds. */
+ * for other kinds and when two ids would get the same vocabulary string
+ * (model.vocab is a map: one would be lost). */
 int slim_tok_save_hf(const slim_tok *t, const char *path, char *err, size_t errcap);
 
 #ifdef __cplusplus

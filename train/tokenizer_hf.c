@@ -188,6 +188,17 @@ static int hf_added(hfload *h, const json_t *added)
     return 0;
 }
 
+/* May encoding use the merge a + b -> r?  Only if r's piece is exactly a's
+ * followed by b's and none of the three is special (encode never yields a
+ * special id from text). */
+static int merge_usable(const slim_tok *t, uint32_t a, uint32_t b, uint32_t r)
+{
+    uint32_t la = t->len[a], lb = t->len[b];
+    return !t->special[a] && !t->special[b] && !t->special[r] && t->len[r] == la + lb &&
+           !memcmp(t->arena + t->off[r], t->arena + t->off[a], la) &&
+           !memcmp(t->arena + t->off[r] + la, t->arena + t->off[b], lb);
+}
+
 /* merges: ["a b", ...] (tokenizers < 0.20) or [["a", "b"], ...] */
 static int hf_merges(hfload *h, const json_t *merges)
 {
@@ -221,6 +232,11 @@ static int hf_merges(hfload *h, const json_t *merges)
             return fail(h->err, h->errcap, SLIM_EINVAL, "'%s': model.merges[%zu]: '%s' is not in model.vocab",
                         h->path, i, !ia ? a : !ib ? b : h->buf);
         }
+        /* added_tokens may give one of the ids other bytes or make it special
+         * (e.g. a reused vocabulary slot): encoding through such a merge would
+         * not decode back to the text, so it is left out; the ids keep their
+         * pieces. */
+        if (!merge_usable(h->t, *ia, *ib, *ir)) continue;
         if (slim_tok_add_merge(h->t, *ia, *ib, *ir)) return SLIM_ENOMEM;
     }
     return 0;
@@ -290,7 +306,10 @@ static char *bytelevel_str(const char *p, size_t n, char *out)
     return out;
 }
 
-static json_t *hf_export(const slim_tok *t, char *s1)
+/* The tokenizer.json tree, or NULL: out of memory, a special token that is
+ * not valid UTF-8, or (*dup = its id) an id whose vocabulary string an earlier
+ * id already has — model.vocab is a map, so one of them would be lost. */
+static json_t *hf_export(const slim_tok *t, char *s1, uint32_t *dup)
 {
     json_t *root = json_object(), *added = json_array(), *vocab = json_object(), *merges = json_array();
     json_t *model = json_pack("{s:s, s:n, s:n, s:n, s:n, s:b, s:b}", "type", "BPE", "dropout", "unk_token",
@@ -309,6 +328,11 @@ static json_t *hf_export(const slim_tok *t, char *s1)
                                          "normalized", 0, "special", 1));
         } else {
             bytelevel_str(p, t->len[id], s1);
+        }
+        if (json_object_get(vocab, s1)) {
+            *dup = id;
+            bad = 1;
+            break;
         }
         bad |= json_object_set_new(vocab, s1, json_integer(id));
     }
@@ -343,8 +367,12 @@ int slim_tok_save_hf(const slim_tok *t, const char *path, char *err, size_t errc
     for (uint32_t id = 0; id < t->size; id++)
         if (t->len[id] != TOK_NONE && t->len[id] > maxl) maxl = t->len[id];
     char *s1 = malloc(4 * maxl + 8);
-    json_t *root = s1 ? hf_export(t, s1) : NULL;
+    uint32_t dup = TOK_NONE;
+    json_t *root = s1 ? hf_export(t, s1, &dup) : NULL;
     free(s1);
+    if (dup != TOK_NONE)
+        return fail(err, errcap, SLIM_EINVAL,
+                    "cannot export '%s': id %u has the same vocabulary string as an earlier id", path, dup);
     char *text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
     json_decref(root);
     if (!text) return fail(err, errcap, SLIM_ENOMEM, "cannot export '%s': out of memory or invalid special token", path);

@@ -51,7 +51,7 @@ typedef struct acc {
 static void add_stats(slim_loss_stats *a, const slim_loss_stats *b)
 {
     a->loss += b->loss; a->ce += b->ce; a->kd += b->kd; a->w += b->w; a->w2 += b->w2;
-    a->n += b->n; a->n_kd += b->n_kd; a->n_w += b->n_w;
+    a->n += b->n; a->n_kd += b->n_kd; a->n_w += b->n_w; a->n_w0 += b->n_w0;
 }
 
 static void report(run_state *r, acc *a, slim_loader *ld, float lr, int64_t step0)
@@ -61,7 +61,7 @@ static void report(run_state *r, acc *a, slim_loader *ld, float lr, int64_t step
     slim_metrics mt = {
         .step = (int64_t)r->st.step, .tokens = (int64_t)r->st.tokens,
         .loss = a->s.n ? a->s.loss / a->s.n : NAN, .ce = a->s.n ? a->s.ce / a->s.n : NAN,
-        .kd = a->s.n_kd ? a->s.kd / a->s.n_kd : NAN, .w_mean = NAN, .w_std = NAN,
+        .kd = a->s.n_kd ? a->s.kd / a->s.n_kd : NAN, .w_mean = NAN, .w_std = NAN, .w_zero = NAN,
         .lr = lr, .grad_norm = a->gnorm / (a->steps ? a->steps : 1),
         .tokens_per_s = dt > 0 ? a->tokens / dt : 0, .data_wait_s = slim_loader_wait_seconds(ld),
     };
@@ -69,6 +69,7 @@ static void report(run_state *r, acc *a, slim_loader *ld, float lr, int64_t step
         double mu = a->s.w / a->s.n_w, var = a->s.w2 / a->s.n_w - mu * mu;
         mt.w_mean = mu;
         mt.w_std = sqrt(var > 0 ? var : 0);
+        mt.w_zero = (double)a->s.n_w0 / (double)a->s.n_w;
     }
     double per_step = a->steps ? dt / a->steps : 0;
     mt.eta_s = per_step * (double)(c->steps - (int64_t)r->st.step);

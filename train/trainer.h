@@ -45,6 +45,7 @@ float slim_train_lr(const slim_train_config *c, int64_t t);
 typedef struct slim_metrics {
     int64_t step, tokens;
     double loss, ce, kd, w_mean, w_std;  /* kd, w_*: NaN when not applicable */
+    double w_zero;                       /* share of SLIM-weighted rows with w = 0 */
     double lr, grad_norm, tokens_per_s, eta_s, data_wait_s;
 } slim_metrics;
 
