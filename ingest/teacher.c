@@ -328,12 +328,22 @@ static void run_group(const tctx *c, tthread *th, tslot *slots, int64_t j0, int 
     }
 }
 
-/* Sequences per group for this model (>= 1). */
+/* Slot memory of one computed sequence: ctx positions of capk entries. */
+static size_t slot_bytes(const tctx *c)
+{
+    return (size_t)c->ctx * c->capk * 8 + 1;
+}
+
+/* Sequences per group (>= 1): a function of the model and the sparsifier
+ * only — never of the thread count, which must not change any figure —
+ * small enough that the group's key/value cache stays under
+ * GROUP_CACHE_BYTES and two groups' entries fit in BATCH_BYTES. */
 static int group_size(const tctx *c)
 {
     const slim_model_config *m = &c->ck->cfg;
-    size_t per = 2 * (size_t)m->layers * m->ctx * m->dim * sizeof(float);
-    size_t g = GROUP_CACHE_BYTES / per;
+    size_t kv = 2 * (size_t)m->layers * m->ctx * m->dim * sizeof(float);
+    size_t g = GROUP_CACHE_BYTES / kv, gs = BATCH_BYTES / 2 / slot_bytes(c);
+    if (gs < g) g = gs;
     return g < 1 ? 1 : g > GROUP_MAX ? GROUP_MAX : (int)g;
 }
 
@@ -367,16 +377,17 @@ static void free_threads(tctx *c)
 }
 
 /* Slots: two sets (one being computed while the other is written), each
- * enough for every thread, more while a set fits BATCH_BYTES and about
- * batch_positions positions. */
+ * about batch_positions positions within BATCH_BYTES, but at least one
+ * group for every thread. */
 static int alloc_slots(tctx *c)
 {
-    size_t per = (size_t)c->ctx * c->capk * 8 + 1;
+    size_t per = slot_bytes(c);
     size_t bp = c->io->batch_positions ? c->io->batch_positions : 8192;
     size_t n = bp / c->ctx;
     if (n > BATCH_BYTES / per) n = BATCH_BYTES / per;
-    if (n < (size_t)c->nth) n = (size_t)c->nth;
-    n = (n + c->group - 1) / c->group * c->group;   /* whole groups */
+    /* whole groups, at least one for every thread */
+    if (n < (size_t)c->nth * c->group) n = (size_t)c->nth * c->group;
+    n = (n + c->group - 1) / c->group * c->group;
     c->nslots = n;
     n *= 2;
     c->slots = calloc(n, sizeof *c->slots);
