@@ -318,8 +318,8 @@ static json_t *hf_export(const slim_tok *t, char *s1, uint32_t *dup)
                            1, "use_regex", 1);
     int bad = !root || !added || !vocab || !merges || !model || !bl;
     for (uint32_t id = 0; !bad && id < t->size; id++) {
+        if (t->len[id] == TOK_NONE) continue;   /* (its offset is not set) */
         const char *p = t->arena + t->off[id];
-        if (t->len[id] == TOK_NONE) continue;
         if (t->special[id]) {
             memcpy(s1, p, t->len[id]);
             s1[t->len[id]] = 0;
