@@ -251,6 +251,8 @@ static uint32_t sample_token(const tctx *c, tthread *th, const float *x /* (V) *
 #define GROUP_MAX 64
 /* ... fewer when the group's key/value cache would pass this */
 #define GROUP_CACHE_BYTES (256u << 20)
+/* ... and fewer when the job has under GROUP_MAX * GROUP_SPREAD sequences */
+#define GROUP_SPREAD 4
 
 static void __attribute__((format(printf, 2, 3))) slot_fail(tslot *s, const char *fmt, ...)
 {
@@ -334,8 +336,9 @@ static size_t slot_bytes(const tctx *c)
     return (size_t)c->ctx * c->capk * 8 + 1;
 }
 
-/* Sequences per group (>= 1): a function of the model and the sparsifier
- * only — never of the thread count, which must not change any figure —
+/* Sequences per group (>= 1): a function of the model, the sparsifier and
+ * the number of jobs only — never of the thread count, which must not
+ * change any figure —
  * small enough that the group's key/value cache stays under
  * GROUP_CACHE_BYTES and two groups' entries fit in BATCH_BYTES. */
 static int group_size(const tctx *c)
@@ -344,6 +347,9 @@ static int group_size(const tctx *c)
     size_t kv = 2 * (size_t)m->layers * m->ctx * m->dim * sizeof(float);
     size_t g = GROUP_CACHE_BYTES / kv, gs = BATCH_BYTES / 2 / slot_bytes(c);
     if (gs < g) g = gs;
+    /* a small job still makes GROUP_SPREAD groups, to keep the cores busy */
+    size_t gj = ((size_t)c->njobs + GROUP_SPREAD - 1) / GROUP_SPREAD;
+    if (gj < g) g = gj;
     return g < 1 ? 1 : g > GROUP_MAX ? GROUP_MAX : (int)g;
 }
 
