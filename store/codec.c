@@ -41,9 +41,23 @@ int slim_codec_new(slim_codec **out)
 {
     slim_codec *c = calloc(1, sizeof *c);
     *out = c;
-    if (c)
-        for (uint32_t n = 1; n < NCLOG; n++) c->clog[n] = (float)(n * log2((double)n));
-    return c ? 0 : SLIM_ENOMEM;
+    if (!c) return SLIM_ENOMEM;
+    for (uint32_t n = 1; n < NCLOG; n++) c->clog[n] = (float)(n * log2((double)n));
+    /* a raw-only token's symbol step changes nothing (frequency 4096), so
+     * the frame encoder needs no branch on the token's kind */
+    for (unsigned n = 0; n < 32; n++) {
+        rans_esym_init(&c->esym[TOK_RAW][n], 0, RANS_TOT);
+        rans_esym_raw(&c->esym[TOK_RAW][n], n);
+    }
+    for (int t = 0; t < NTAB; t++) c->et[t].count = c->ecount[t];
+    const char *sc = getenv("SLIM_CODEC_SCALAR");
+    slim_codec_set_simd(c, !(sc && *sc && strcmp(sc, "0") != 0));
+    return 0;
+}
+
+void slim_codec_set_simd(slim_codec *c, int on)
+{
+    c->simd = on && slim__codec_simd_cpu();
 }
 
 void slim_codec_free(slim_codec *c)
@@ -83,6 +97,7 @@ typedef struct enc {
     double inv_step;          /* 1 / step: q's first guess by a multiply */
     uint32_t g;               /* group counter inside the current frame */
     uint64_t rawbits;
+    uint32_t nsimd;           /* positions the SIMD tokeniser took */
 } enc;
 
 /* Largest n*log2(n) table kept for counts >= NCLOG (8 bytes an entry);
@@ -157,16 +172,16 @@ typedef struct emitter {
     etab *et;
 } emitter;
 
-static inline void emit_tok(emitter *m, unsigned st, unsigned tab, unsigned s, unsigned nb,
-                            uint32_t bits)
+static inline void emit_tok(emitter *m, unsigned st, unsigned tab, unsigned s, uint32_t bits)
 {
     tok *t = m->w[st]++;
-    t->tab = (uint8_t)tab; t->nb = (uint8_t)nb; t->sym = (uint16_t)s; t->bits = bits;
+    t->idx = TOK_IDX(tab, s);
+    t->bits = bits;
 }
 
 static inline void emit_sym(emitter *m, unsigned tab, unsigned st, unsigned s)
 {
-    emit_tok(m, st, tab, s, 0, 0);
+    emit_tok(m, st, tab, s, 0);
     count_sym(&m->et[tab], s);
 }
 
@@ -174,17 +189,17 @@ static inline void emit_raw(emitter *m, unsigned st, unsigned n, uint32_t v)
 {
     m->rawbits += n;
     if (n > 31) {   /* a step takes at most 31 raw bits: split 32 as 16 + 16 */
-        emit_tok(m, st, TOK_RAW, 0, 16, v & 0xffff);
+        emit_tok(m, st, TOK_RAW, 16, v & 0xffff);
         n -= 16; v >>= 16;
     }
-    if (n) emit_tok(m, st, TOK_RAW, 0, n, v);
+    if (n) emit_tok(m, st, TOK_RAW, n, v);
 }
 
 /* A bucketed integer: its symbol and its nb <= 29 raw bits in one token. */
 static inline void emit_int(emitter *m, unsigned tab, unsigned st, unsigned off, uint32_t v)
 {
     unsigned nb, s = bin_of(v, &nb);
-    emit_tok(m, st, tab, s + off, nb, v & ((1u << nb) - 1));
+    emit_tok(m, st, tab, s + off, v & ((1u << nb) - 1));
     count_sym(&m->et[tab], s + off);
     m->rawbits += nb;
 }
@@ -310,19 +325,55 @@ static void head_quantised(slim_codec *c, const enc *e, emitter *m, const slim_d
             if (c->q[j] != Q_INF && c->q[j] != Q_RAW) c->q[j] -= qbase;
 }
 
+/*
+ * The common case on the AVX-512 tokeniser (codec_simd.c): a logprob
+ * position with a finite lse.  The head's three tokens (lse as two raw
+ * halves, qbase 0) go first on the head's state; entry j on state
+ * (g + 1 + j) & 1.  Returns 1, having counted nothing, when the position
+ * needs the scalar path.
+ */
+static int tokenise_fast(slim_codec *c, enc *e, const slim_dist *d, uint32_t *rid, float *rv)
+{
+    uint32_t k = d->k, g = e->g;
+    unsigned st = g & 1;
+    tok *wh = c->toks[st] + c->ntoks[st], *wo = c->toks[st ^ 1] + c->ntoks[st ^ 1];
+    uint64_t rawbits = 32;
+    if (slim__tokenise_logprob_simd(d->ids, d->vals, k, e->pp->vocab_size, (double)d->lse, e->step,
+                                    e->inv_step, e->eps, wo, wh + 3, rid, rv, &rawbits))
+        return 1;
+    uint32_t lb = f2u(d->lse);
+    wh[0] = (tok){TOK_IDX(TOK_RAW, 16), lb & 0xffff};
+    wh[1] = (tok){TOK_IDX(TOK_RAW, 16), lb >> 16};
+    wh[2] = (tok){TOK_IDX(TAB_MISC, 0), 0};
+    uint32_t *cnt = &c->ecount[0][0];
+    cnt[TOK_IDX(TAB_MISC, 0)]++;
+    size_t nh = 3 + 2 * (size_t)(k / 2), no = 2 * (size_t)((k + 1) / 2);
+    for (size_t i = 3; i < nh; i++) cnt[wh[i].idx]++;
+    for (size_t i = 0; i < no; i++) cnt[wo[i].idx]++;
+    c->ntoks[st] += nh;
+    c->ntoks[st ^ 1] += no;
+    e->rawbits += rawbits;
+    e->g = g + 1 + k;
+    e->nsimd++;
+    return 0;
+}
+
 /* Tokens of one position; rid/rv[k] get its entries as a decoder will
  * reconstruct them (id order). */
 static int tokenise_position(slim_codec *c, enc *e, const slim_dist *d, uint32_t pos,
                              uint32_t *rid, float *rv)
 {
     const slim_chunk_params *pp = e->pp;
-    uint64_t *a = NULL;
-    int rc = sort_position(c, d, pp->vocab_size, pos, pp->kind, &a);
-    if (rc) return rc;
     uint32_t k = d->k;
     if (grow((void **)&c->toks[0], &c->toks_cap[0], c->ntoks[0] + 8 + (size_t)k * 6, sizeof(tok)) ||
         grow((void **)&c->toks[1], &c->toks_cap[1], c->ntoks[1] + 8 + (size_t)k * 6, sizeof(tok)))
         return fail(c, SLIM_ENOMEM, "out of memory");
+    if (c->simd && pp->kind == SLIM_KIND_LOGITS && e->mode == SLIM_PREC_LOGPROB && k > 0
+        && k <= pp->vocab_size && isfinite(d->lse) && tokenise_fast(c, e, d, rid, rv) == 0)
+        return 0;
+    uint64_t *a = NULL;
+    int rc = sort_position(c, d, pp->vocab_size, pos, pp->kind, &a);
+    if (rc) return rc;
     emitter em = {{c->toks[0] + c->ntoks[0], c->toks[1] + c->ntoks[1]}, 0, c->et}, *m = &em;
     uint32_t g = e->g;  /* group counter: the state of group g is g & 1 */
     unsigned st = g++ & 1;
@@ -420,49 +471,105 @@ static void normalise(etab *t)
  * (a no-op when nb = 0) before its symbol. */
 static inline void enc_tok(const slim_codec *c, const tok *t, uint64_t *x, uint8_t **p)
 {
-    rans_enc_raw(x, p, t->nb, t->bits);
-    if (t->tab != TOK_RAW) rans_enc_sym(x, p, &c->esym[t->tab][t->sym]);
+    rans_enc_symraw(x, p, &c->esym[0][0] + t->idx, t->bits);  /* TOK_RAW: the identity */
 }
 
-/* rANS-encode both states' tokens of a frame backwards (state 0 from
- * toks[0][e0 - 1] down to [s0], state 1 likewise), a token of each per
- * iteration so that the two dependency chains overlap. */
-static void encode_streams(const slim_codec *c, const uint32_t *ft, uint64_t *x, uint8_t **px,
-                           uint64_t *y, uint8_t **py)
+/* One rANS state's tokens of a frame, encoded backwards from t[i - 1]
+ * down to t[lo], its words going down from p. */
+typedef struct stream {
+    const tok *t;
+    size_t i, lo;
+    uint64_t x;
+    uint8_t *p, *end;         /* end: where its words started (the top) */
+} stream;
+
+static void stream_run(const slim_codec *c, stream *s)
 {
-    const tok *a = c->toks[0], *b = c->toks[1];
-    size_t i = ft[2], j = ft[3];
-    uint64_t xs = RANS_L, ys = RANS_L;
-    uint8_t *p = *px, *q = *py;
-    for (; i > ft[0] && j > ft[1]; i--, j--) {
-        enc_tok(c, &a[i - 1], &xs, &p);
-        enc_tok(c, &b[j - 1], &ys, &q);
+    uint64_t x = s->x;
+    uint8_t *p = s->p;
+    for (size_t i = s->i; i > s->lo; i--) enc_tok(c, &s->t[i - 1], &x, &p);
+    s->i = s->lo;
+    s->x = x;
+    s->p = p;
+}
+
+/* The states of up to two frames (n = 2 or 4 streams) side by side, one
+ * token of each per iteration: the streams are independent, so their
+ * dependency chains (a multiply and a renormalisation per step) overlap;
+ * each stream's remainder is finished alone. */
+__attribute__((target_clones("bmi2", "default")))
+static void streams_run(const slim_codec *c, stream *s, int n)
+{
+    size_t m = SIZE_MAX;
+    for (int k = 0; k < n; k++) if (s[k].i - s[k].lo < m) m = s[k].i - s[k].lo;
+    if (n == 4) {
+        uint64_t x0 = s[0].x, x1 = s[1].x, x2 = s[2].x, x3 = s[3].x;
+        uint8_t *p0 = s[0].p, *p1 = s[1].p, *p2 = s[2].p, *p3 = s[3].p;
+        const tok *t0 = s[0].t + s[0].i, *t1 = s[1].t + s[1].i, *t2 = s[2].t + s[2].i,
+                  *t3 = s[3].t + s[3].i;
+        for (size_t j = 1; j <= m; j++) {
+            enc_tok(c, t0 - j, &x0, &p0);
+            enc_tok(c, t1 - j, &x1, &p1);
+            enc_tok(c, t2 - j, &x2, &p2);
+            enc_tok(c, t3 - j, &x3, &p3);
+        }
+        s[0].x = x0; s[1].x = x1; s[2].x = x2; s[3].x = x3;
+        s[0].p = p0; s[1].p = p1; s[2].p = p2; s[3].p = p3;
+    } else {
+        uint64_t x0 = s[0].x, x1 = s[1].x;
+        uint8_t *p0 = s[0].p, *p1 = s[1].p;
+        const tok *t0 = s[0].t + s[0].i, *t1 = s[1].t + s[1].i;
+        for (size_t j = 1; j <= m; j++) {
+            enc_tok(c, t0 - j, &x0, &p0);
+            enc_tok(c, t1 - j, &x1, &p1);
+        }
+        s[0].x = x0; s[1].x = x1;
+        s[0].p = p0; s[1].p = p1;
     }
-    for (; i > ft[0]; i--) enc_tok(c, &a[i - 1], &xs, &p);
-    for (; j > ft[1]; j--) enc_tok(c, &b[j - 1], &ys, &q);
-    *x = xs; *px = p;
-    *y = ys; *py = q;
+    for (int k = 0; k < n; k++) {
+        s[k].i -= m;
+        stream_run(c, &s[k]);
+    }
 }
 
-/* rANS-encode frame f: each state has its own tokens and word stream,
- * written backwards into its half of c->tmp, so the decoder's two states
- * never wait for each other (nor the encoder's: each in a register).  The frame, appended to c->fbuf at
- * fsize: state 0 (8 bytes), state 1 (8 bytes), varint byte length of
- * stream 0, stream 0, stream 1.  Returns the frame's length. */
-static size_t encode_frame(slim_codec *c, uint32_t f, size_t fsize)
+/* A frame, appended to c->fbuf at fsize: state 0 (8 bytes), state 1 (8
+ * bytes), varint byte length of stream 0, stream 0, stream 1.  Returns
+ * its length. */
+static size_t put_frame(slim_codec *c, const stream *s, size_t fsize)
 {
-    size_t half = c->tmp_cap / 2;
-    uint8_t *end[2] = {c->tmp + half, c->tmp + c->tmp_cap}, *px = end[0], *py = end[1];
-    uint64_t x, y;
-    encode_streams(c, c->ftok + 2 * (size_t)f, &x, &px, &y, &py);
     uint8_t *o = c->fbuf + fsize;
-    size_t n0 = (size_t)(end[0] - px), n1 = (size_t)(end[1] - py), n = 16;
-    put_u64le(o, x);
-    put_u64le(o + 8, y);
+    size_t n0 = (size_t)(s[0].end - s[0].p), n1 = (size_t)(s[1].end - s[1].p), n = 16;
+    put_u64le(o, s[0].x);
+    put_u64le(o + 8, s[1].x);
     n += put_varint(o + n, n0);
-    memcpy(o + n, px, n0); n += n0;
-    memcpy(o + n, py, n1); n += n1;
+    memcpy(o + n, s[0].p, n0); n += n0;
+    memcpy(o + n, s[1].p, n1); n += n1;
     return n;
+}
+
+/* rANS-encode frames f and, when nfr is 2, f + 1: each state has its own
+ * tokens and word stream, written backwards into its region of c->tmp
+ * (region bytes `region`), so the decoder's two states never wait for
+ * each other (nor the encoder's: each in a register).  Appends the frames
+ * to c->fbuf at *fsize and their lengths to c->flen. */
+static void encode_frames(slim_codec *c, uint32_t f, int nfr, size_t region, size_t *fsize)
+{
+    stream s[4];
+    for (int k = 0; k < 2 * nfr; k++) {
+        const uint32_t *ft = c->ftok + 2 * (size_t)(f + k / 2);
+        int st = k & 1;
+        s[k].t = c->toks[st];
+        s[k].lo = ft[st];
+        s[k].i = ft[2 + st];
+        s[k].x = RANS_L;
+        s[k].p = s[k].end = c->tmp + region * (size_t)(k + 1);
+    }
+    streams_run(c, s, 2 * nfr);
+    for (int k = 0; k < nfr; k++) {
+        size_t fl = put_frame(c, s + 2 * k, *fsize);
+        c->flen[f + (uint32_t)k] = (uint32_t)fl;
+        *fsize += fl;
+    }
 }
 
 static size_t write_tables(const slim_codec *c, uint8_t *p)
@@ -542,7 +649,7 @@ static int tokenise_all(slim_codec *c, enc *e, const slim_dist *dists, uint32_t 
     uint32_t fe = 0, nf = 0, p, check = 1;
     uint64_t ent = 0;
     c->ntoks[0] = c->ntoks[1] = 0;
-    memset(c->et, 0, sizeof c->et);
+    memset(c->ecount, 0, sizeof c->ecount);  /* the rest of et[] is set before use */
     if (grow((void **)&c->ftok, &c->ftok_cap, 4, sizeof *c->ftok))
         return fail(c, SLIM_ENOMEM, "out of memory");
     c->ftok[0] = c->ftok[1] = 0;
@@ -614,22 +721,35 @@ int slim_chunk_encode(slim_codec *c, const slim_chunk_params *params,
         const etab *m = &c->et[t];
         table_sums(&c->et[t]);
         normalise(&c->et[t]);
+        /* a symbol's raw bits are its bucket's; the quantised value
+         * alphabet has its two escapes (no raw bits) first */
+        unsigned off = t >= TAB_VAL && (e.mode == SLIM_PREC_LOGPROB || e.mode == SLIM_PREC_PROB) ? 2 : 0;
         for (uint32_t s = 0; s < m->nsym; s++)
-            if (m->freq[s]) rans_esym_init(&c->esym[t][s], m->cum[s], m->freq[s]);
+            if (m->freq[s]) {
+                rans_esym_init(&c->esym[t][s], m->cum[s], m->freq[s]);
+                rans_esym_raw(&c->esym[t][s], s >= off && s - off < NBIN ? bbits[s - off] : 0);
+            }
     }
     /* frames: encode each backwards into tmp, gather into fbuf */
     size_t fsize = 0;
     if (grow((void **)&c->flen, &c->flen_cap, nf + 1, sizeof *c->flen))
         return fail(c, SLIM_ENOMEM, "out of memory");
-    for (uint32_t f = 0; f < nf; f++) {
-        size_t nt = (c->ftok[2 * f + 2] - c->ftok[2 * f]) + (c->ftok[2 * f + 3] - c->ftok[2 * f + 1]);
-        /* a token emits at most one 4-byte word; each stream may get all */
-        if (grow((void **)&c->tmp, &c->tmp_cap, nt * 8 + 64, 1) ||
+    for (uint32_t f = 0; f < nf; f += 2) {
+        int nfr = f + 1 < nf ? 2 : 1;
+        size_t nt = 0, big = 0;
+        for (uint32_t g = f; g < f + (uint32_t)nfr; g++)
+            for (int st = 0; st < 2; st++) {
+                size_t ns = c->ftok[2 * g + 2 + st] - c->ftok[2 * g + st];
+                nt += ns;
+                big = ns > big ? ns : big;
+            }
+        /* a token emits at most one 4-byte word (plus the slack of the
+         * branch-free renormalisation below each stream) */
+        size_t region = big * 4 + 64;
+        if (grow((void **)&c->tmp, &c->tmp_cap, region * 4, 1) ||
             grow((void **)&c->fbuf, &c->fbuf_cap, fsize + nt * 4 + 64, 1))
             return fail(c, SLIM_ENOMEM, "out of memory");
-        size_t fl = encode_frame(c, f, fsize);
-        c->flen[f] = (uint32_t)fl;
-        fsize += fl;
+        encode_frames(c, f, nfr, region, &fsize);
     }
     int smode = PSTAT_FULL;
     if ((rc = stats_block(c, params->kind, npos, &smode))) return rc;
@@ -673,6 +793,7 @@ int slim_chunk_encode(slim_codec *c, const slim_chunk_params *params,
     c->stats.frame_bytes = fsize;   /* incl. 16 bytes of states + split per frame */
     c->stats.header_bytes = *len - tl - fsize;  /* incl. the statistics block */
     c->stats.nframes = nf;
+    c->stats.simd_positions = e.nsimd;
     c->rnpos = npos;
     *consumed = npos;
     return 0;

@@ -18,6 +18,21 @@ typedef struct slim_codec slim_codec;
 int slim_codec_new(slim_codec **out);
 void slim_codec_free(slim_codec *c);
 
+/*
+ * Whether the encoder may use its AVX-512 tokeniser (codec_simd.c) on CPUs
+ * that have it; on by default unless $SLIM_CODEC_SCALAR is set.  Both paths
+ * write the same bytes (tests compare them); this is for those tests.
+ */
+void slim_codec_set_simd(slim_codec *c, int on);
+
+/* The same for slim_dist_pstat's AVX-512 sums (store/pstat.c), process-wide;
+ * call before other threads use it. */
+void slim__pstat_simd(int on);
+
+/* For tests: slim_dist_pstat's two sums (sum p, -sum p log p) of v[k]
+ * against lse, by the AVX-512 code when simd is set and the CPU has it. */
+void slim__pstat_sums(const float *v, uint32_t k, double lse, int simd, double *sum, double *h);
+
 typedef struct slim_chunk_params {
     int kind;                 /* SLIM_KIND_LOGITS / SLIM_KIND_SAMPLED */
     slim_precision prec;      /* ignored for SAMPLED (counts are exact) */
@@ -113,6 +128,7 @@ typedef struct slim_codec_stats {
     size_t table_bytes;      /* frequency tables */
     size_t frame_bytes;      /* rANS frames (incl. 16 bytes of states + split each) */
     uint32_t nframes;
+    uint32_t simd_positions; /* positions tokenised by codec_simd.c */
 } slim_codec_stats;
 void slim_codec_last_stats(const slim_codec *c, slim_codec_stats *out);
 

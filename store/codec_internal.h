@@ -29,18 +29,17 @@
 #define TAB_GAP 1
 #define TAB_VAL (1 + NCTX)
 #define NTAB (1 + 2 * NCTX)
-#define TOK_RAW 255
+#define TOK_RAW NTAB          /* a raw-only token's "table": identities */
 #define Q_INF INT64_MIN
 #define Q_RAW (INT64_MIN + 1)
 #define CHECKSUM_BYTES 8
 #define NCLOG 4096            /* entries of the n*log2(n) table */
 
-typedef struct tok {          /* one state's step, in decode order: a symbol of */
-    uint8_t tab;              /* table tab (TOK_RAW: none), then nb raw bits */
-    uint8_t nb;               /* 0..31 */
-    uint16_t sym;
-    uint32_t bits;
+typedef struct tok {          /* one state's step, in decode order: a symbol, */
+    uint32_t idx;             /* TOK_IDX(table, symbol) (TOK_RAW: none), then */
+    uint32_t bits;            /* the raw bits of its bucket (esym[..].nb of them) */
 } tok;
+#define TOK_IDX(tab, sym) ((uint32_t)(tab) * NVSYM + (uint32_t)(sym))
 
 typedef struct dtab {         /* decode table */
     /* per symbol, all a decode step needs in one load: freq (bits 0-12),
@@ -50,7 +49,7 @@ typedef struct dtab {         /* decode table */
 } dtab;
 
 typedef struct etab {         /* encoder statistics and model */
-    uint32_t count[NVSYM];
+    uint32_t *count;          /* [NVSYM]: the table's row of slim_codec.ecount */
     uint16_t freq[NVSYM];
     uint16_t cum[NVSYM];
     uint32_t total, nsym;     /* nsym = last used symbol + 1 */
@@ -80,7 +79,11 @@ struct slim_codec {
     uint8_t *fbuf, *tmp; size_t fbuf_cap, tmp_cap;
     uint32_t *flen; size_t flen_cap;
     etab et[NTAB];
-    rans_esym esym[NTAB][NVSYM];            /* encoder form of et[].freq/cum */
+    uint32_t ecount[NTAB][NVSYM];           /* symbol counts, indexed by tok.idx */
+    rans_esym esym[NTAB + 1][NVSYM];        /* encoder form of et[].freq/cum, indexed by
+                                               tok.idx; row TOK_RAW: entry n is the identity
+                                               (freq 4096) with n raw bits */
+    int simd;                 /* the AVX-512 tokeniser may be used (codec_simd.c) */
     double *clogx; uint32_t clogx_n;        /* n*log2(n) for NCLOG <= n < NCLOG + clogx_n */
     /* the last chunk as a decoder reconstructs it (slim_chunk_encoded) */
     slim_dist *rd; size_t rd_cap; uint32_t rnpos;
@@ -103,6 +106,13 @@ struct slim_codec {
 };
 
 /* ------------------------------------------------------------- helpers */
+
+/* codec_simd.c: whether this CPU runs it, and the tokeniser of a logprob
+ * position (contract there); 0 = tokens written, 1 = use the scalar path. */
+int slim__codec_simd_cpu(void);
+int slim__tokenise_logprob_simd(const uint32_t *ids, const float *vals, uint32_t k, uint32_t V,
+                                double ref, double step, double inv_step, double eps, tok *wa,
+                                tok *wb, uint32_t *rid, float *rv, uint64_t *rawbits);
 
 /* Keep a message on c (may be NULL) and return rc. */
 int slim__codec_fail(slim_codec *c, int rc, const char *fmt, ...)

@@ -35,10 +35,19 @@
 typedef struct rans_esym {
     uint64_t xmax;            /* renormalise when x >= xmax */
     uint64_t rcp;
+    uint64_t rmax;            /* the same before its raw bits: (RANS_L >> nb) << 32 */
     uint32_t bias;
     uint16_t cmpl;            /* RANS_TOT - freq */
     uint8_t shift;            /* l - 1, or 0 for freq 1 */
+    uint8_t nb;               /* raw bits that follow the symbol (decode order) */
 } rans_esym;
+
+/* The raw bits a symbol is followed by: its bucket's (n <= 31). */
+static inline void rans_esym_raw(rans_esym *s, unsigned n)
+{
+    s->nb = (uint8_t)n;
+    s->rmax = (RANS_L >> n) << 32;
+}
 
 static inline void rans_esym_init(rans_esym *s, uint32_t start, uint32_t freq)
 {
@@ -84,6 +93,10 @@ static inline void rans_enc_raw(uint64_t *x, uint8_t **pp, unsigned n, uint32_t 
     *x = (*x << n) + bits;
 }
 
+/* A symbol and its raw bits (encoded backwards: the bits first), s with
+ * its nb and rmax set. */
+static inline void rans_enc_symraw(uint64_t *x, uint8_t **pp, const rans_esym *s, uint32_t bits);
+
 /* Table symbol s: x = (x / freq) << 12 + x % freq + start. */
 static inline void rans_enc_sym(uint64_t *x, uint8_t **pp, const rans_esym *s)
 {
@@ -92,6 +105,13 @@ static inline void rans_enc_sym(uint64_t *x, uint8_t **pp, const rans_esym *s)
     __extension__ unsigned __int128 m = (unsigned __int128)xs * s->rcp;
     uint64_t q = (uint64_t)(m >> 64) >> s->shift;
     *x = xs + s->bias + q * s->cmpl;
+}
+
+static inline void rans_enc_symraw(uint64_t *x, uint8_t **pp, const rans_esym *s, uint32_t bits)
+{
+    rans_enc_renorm(x, pp, s->rmax);
+    *x = (*x << s->nb) + bits;
+    rans_enc_sym(x, pp, s);
 }
 
 #endif

@@ -76,6 +76,21 @@ static int perr(slim_prepared *p, int rc, const char *fmt, ...)
 
 /* ------------------------------------------------------------ validation */
 
+/* Whether a logits position is plainly valid: ids strictly ascending (so
+ * no duplicates) and < V, no NaN or +Inf.  Branch-free, one pass: the
+ * common case (a sparsifier's output) then skips the id bitmap. */
+static int plain_logits(const slim_dist *d, uint32_t V)
+{
+    const uint32_t *id = d->ids;
+    const float *v = d->vals;
+    uint32_t k = d->k;
+    if (!k) return 1;
+    unsigned ok = (id[0] < V) & (v[0] < INFINITY);
+    for (uint32_t j = 1; j < k; j++)
+        ok &= (id[j] < V) & (id[j] > id[j - 1]) & (v[j] < INFINITY);  /* NaN fails < too */
+    return (int)ok;
+}
+
 static int check_dist(slim_preparer *pr, slim_prepared *p, uint32_t i, const slim_dist *d)
 {
     uint32_t V = p->V;
@@ -84,6 +99,7 @@ static int check_dist(slim_preparer *pr, slim_prepared *p, uint32_t i, const sli
     if (isinf(d->lse)) return perr(p, SLIM_EINVAL, "position %u: infinite lse", i);
     if (p->kind == SLIM_KIND_LOGITS && d->n_samples)
         return perr(p, SLIM_EINVAL, "position %u: n_samples %u in a logits dataset", i, d->n_samples);
+    if (p->kind == SLIM_KIND_LOGITS && plain_logits(d, V)) return 0;
     double sum = 0;
     int rc = 0;
     uint32_t j;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "slim.h"
+#include "codec.h"
 
 /* The figures are stored in chunks and checked bit for bit by verify, so
  * every build must round alike: no fused multiply-adds (GCC contracts only
@@ -118,6 +119,22 @@ static inline v2d clamp_min(v2d x)
     return (v2d)(((v2l)x & ~below) | ((v2l)lo & below));
 }
 
+/* The last k - j (< 4) entries one at a time, added to the lanes' sums. */
+static inline void sums_finish(const float *v, uint32_t j, uint32_t k, double lse, double s,
+                               double hh, double *sum, double *h)
+{
+    for (; j < k; j++) {
+        double a = (double)v[j] - lse;
+        if (a >= EXP_MIN) {
+            double p = exp_poly(a);
+            s += p;
+            hh -= p * a;
+        }
+    }
+    *sum = s;
+    *h = hh;
+}
+
 /* sum p and -sum p log p over entries, p = exp(v - lse), four entries at a
  * time; each lane sums its own entries, lanes added in a fixed order (the
  * result does not depend on the CPU's vector width). */
@@ -138,16 +155,96 @@ static void sums_logits(const float *v, uint32_t k, double lse, double *sum, dou
         h1 -= p1 * x1;
     }
     double s = (s0[0] + s0[1]) + (s1[0] + s1[1]), hh = (h0[0] + h0[1]) + (h1[0] + h1[1]);
-    for (; j < k; j++) {
-        double a = (double)v[j] - lse;
-        if (a >= EXP_MIN) {
-            double p = exp_poly(a);
-            s += p;
-            hh -= p * a;
-        }
+    sums_finish(v, j, k, lse, s, hh, sum, h);
+}
+
+/*
+ * sums_logits on AVX-512 (F, DQ): the same arithmetic, bit for bit.  Eight
+ * entries' exponentials at a time, then added to four double lanes in entry
+ * order (lane l gets entries j = l mod 4 one after another, exactly as
+ * s0/s1 and h0/h1 above), the 64-entry table read by permutes; the tail of
+ * fewer than four entries as above.  tests/test_codec_pstat.c compares the
+ * two on every kind of row.
+ */
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define PSTAT_SIMD 1
+#define P512 __attribute__((target("avx512f,avx512dq,avx512vl")))
+
+static P512 __m512d exp8lanes(__m512d x, const __m512d tab[8])
+{
+    const __m512d shift = _mm512_set1_pd(0x1.8p52);
+    __m512d t = _mm512_add_pd(_mm512_mul_pd(x, _mm512_set1_pd(92.332482616893658)), shift);
+    __m512d n = _mm512_sub_pd(t, shift);
+    __m512i N = _mm512_sub_epi64(_mm512_castpd_si512(t), _mm512_castpd_si512(shift));
+    __m512d r = _mm512_sub_pd(_mm512_sub_pd(x, _mm512_mul_pd(n, _mm512_set1_pd(0x1.62e42fefa3800p-7))),
+                              _mm512_mul_pd(n, _mm512_set1_pd(0x1.ef35793c7673p-51)));
+    __m512d r2 = _mm512_mul_pd(r, r);
+    __m512d a = _mm512_add_pd(_mm512_set1_pd(0.5), _mm512_mul_pd(r, _mm512_set1_pd(1.0 / 6)));
+    __m512d b = _mm512_add_pd(_mm512_set1_pd(1.0 / 24), _mm512_mul_pd(r, _mm512_set1_pd(1.0 / 120)));
+    __m512d p = _mm512_add_pd(_mm512_add_pd(_mm512_set1_pd(1.0), r),
+                              _mm512_mul_pd(r2, _mm512_add_pd(a, _mm512_mul_pd(r2, b))));
+    __m512i j = _mm512_and_si512(N, _mm512_set1_epi64(63));
+    __m512d t0 = _mm512_permutex2var_pd(tab[0], j, tab[1]), t1 = _mm512_permutex2var_pd(tab[2], j, tab[3]);
+    __m512d t2 = _mm512_permutex2var_pd(tab[4], j, tab[5]), t3 = _mm512_permutex2var_pd(tab[6], j, tab[7]);
+    __mmask8 b4 = _mm512_test_epi64_mask(j, _mm512_set1_epi64(16));
+    __mmask8 b5 = _mm512_test_epi64_mask(j, _mm512_set1_epi64(32));
+    __m512d tj = _mm512_mask_blend_pd(b5, _mm512_mask_blend_pd(b4, t0, t1), _mm512_mask_blend_pd(b4, t2, t3));
+    p = _mm512_mul_pd(p, tj);
+    return _mm512_castsi512_pd(_mm512_add_epi64(_mm512_castpd_si512(p),
+                                                _mm512_slli_epi64(_mm512_sub_epi64(N, j), 46)));
+}
+
+static P512 void sums_logits_512(const float *v, uint32_t k, double lse, double *sum, double *h)
+{
+    __m512d tab[8];
+    for (int i = 0; i < 8; i++) tab[i] = _mm512_loadu_pd(exp2_64 + 8 * i);
+    const __m512d vl = _mm512_set1_pd(lse), lo = _mm512_set1_pd(EXP_MIN);
+    __m256d s4 = _mm256_setzero_pd(), h4 = _mm256_setzero_pd();
+    uint32_t j = 0;
+    for (; j + 4 <= k; j += 8) {
+        __mmask8 m = j + 8 <= k ? 0xff : 0x0f;
+        __m512d x = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, v + j)), vl);
+        x = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, lo, _CMP_LT_OQ), x, lo);
+        __m512d p = exp8lanes(x, tab), px = _mm512_mul_pd(p, x);
+        s4 = _mm256_add_pd(s4, _mm512_castpd512_pd256(p));
+        h4 = _mm256_sub_pd(h4, _mm512_castpd512_pd256(px));
+        if (m == 0xff) {
+            s4 = _mm256_add_pd(s4, _mm512_extractf64x4_pd(p, 1));
+            h4 = _mm256_sub_pd(h4, _mm512_extractf64x4_pd(px, 1));
+        } else j -= 4;  /* a last group of four */
     }
-    *sum = s;
-    *h = hh;
+    double sl[4], hl[4];
+    _mm256_storeu_pd(sl, s4);
+    _mm256_storeu_pd(hl, h4);
+    double s = (sl[0] + sl[1]) + (sl[2] + sl[3]), hh = (hl[0] + hl[1]) + (hl[2] + hl[3]);
+    sums_finish(v, j, k, lse, s, hh, sum, h);
+}
+
+static int simd_off;  /* set by tests, before any thread runs */
+
+void slim__pstat_simd(int on) { simd_off = !on; }
+
+static int simd_ok(void)
+{
+    /* libgcc fills the CPU model at load time: a load and a test */
+    return !simd_off && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+           && __builtin_cpu_supports("avx512vl");
+}
+#else
+void slim__pstat_simd(int on) { (void)on; }
+#endif
+
+void slim__pstat_sums(const float *v, uint32_t k, double lse, int simd, double *sum, double *h)
+{
+#ifdef PSTAT_SIMD
+    if (simd && simd_ok()) {
+        sums_logits_512(v, k, lse, sum, h);
+        return;
+    }
+#endif
+    (void)simd;
+    sums_logits(v, k, lse, sum, h);
 }
 
 /* SAMPLED: p = c / N exactly; -sum p log p = log N - (1/N) sum c log c. */
@@ -177,7 +274,13 @@ void slim_dist_pstat(const slim_dist *d, int kind, slim_pstat *out)
             lse = lse_stored(d->vals, d->k);
             tail_known = 0;
         }
-        if (lse > -INFINITY && lse < INFINITY) sums_logits(d->vals, d->k, lse, &sum, &h);
+        if (lse > -INFINITY && lse < INFINITY) {
+#ifdef PSTAT_SIMD
+            if (simd_ok()) sums_logits_512(d->vals, d->k, lse, &sum, &h);
+            else
+#endif
+            sums_logits(d->vals, d->k, lse, &sum, &h);
+        }
     }
     /* Quantised values can sum a hair above 1: a negative tail is 0. */
     double t = 1 - sum;
