@@ -254,8 +254,11 @@ static int check_version_untouched(slim_store *st, const char *dbpath)
 {
     sqlite3 *db = NULL;
     int v = 0;
-    if (sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
-        user_version(db, &v) != SQLITE_OK) {
+    int orc = sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL);
+    /* Another process may be opening the same WAL database (rebuilding its
+     * -shm index) this very moment: wait as every other connection does. */
+    if (orc == SQLITE_OK) sqlite3_busy_timeout(db, 60000);
+    if (orc != SQLITE_OK || user_version(db, &v) != SQLITE_OK) {
         int ec = db ? sqlite3_errcode(db) : SQLITE_CANTOPEN;
         int rc = slim__err(st, SLIM_ENOSTORE, "'%s' is not a slim store: %s", st->path,
                            db ? sqlite3_errmsg(db) : "cannot open meta.sqlite");

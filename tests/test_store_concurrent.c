@@ -141,19 +141,32 @@ int main(void)
     pid_t pid = fork();
     if (pid == 0) {  /* the forked reader: its own process, read-only handle */
         rstate rs = {0};
-        if (slim_store_open(&rs.st, dir, SLIM_OPEN_RDONLY)) _exit(3);
+        if (slim_store_open(&rs.st, dir, SLIM_OPEN_RDONLY)) {
+            printf("# forked reader: open: %s\n", slim_errmsg(rs.st));
+            fflush(stdout);
+            _exit(3);
+        }
         /* no shared memory with the parent's writer: poll until complete */
         slim_reader *r;
         uint32_t *ids = malloc(sizeof(uint32_t) << 16);
         float *vals = malloc(sizeof(float) << 16);
         slim_dist *out = malloc(sizeof(slim_dist) * 256);
         int64_t last = 0, n = 0;
-        if (slim_read_begin(rs.st, &r)) _exit(4);
+        if (slim_read_begin(rs.st, &r)) {
+            printf("# forked reader: read_begin: %s\n", slim_errmsg(rs.st));
+            fflush(stdout);
+            _exit(4);
+        }
         for (int it = 0; it < 100000 && n < NSEQ; it++) {
-            if (slim_read_refresh(r)) _exit(5);
+            if (slim_read_refresh(r)) {
+                printf("# forked reader: refresh: %s\n", slim_errmsg(rs.st));
+                fflush(stdout);
+                _exit(5);
+            }
             n = check_view(&rs, r, ids, vals, out);
             if (n < 0 || n < last) {
-                fprintf(stdout, "# forked reader: %s\n", rs.err);
+                printf("# forked reader: %s\n", rs.err);
+                fflush(stdout);
                 _exit(6);
             }
             last = n;
@@ -163,7 +176,10 @@ int main(void)
         _exit(n == NSEQ ? 0 : 7);
     }
     slim_store *rst;
-    slim_store_open(&rst, dir, SLIM_OPEN_RDONLY);
+    if (slim_store_open(&rst, dir, SLIM_OPEN_RDONLY)) {
+        printf("FAIL open read-only: %s\n", slim_errmsg(rst));
+        return 1;
+    }
     rstate rs[2] = {{rst, 0, 0, ""}, {rst, 0, 0, ""}};
     pthread_t tw, tr[2];
     int wrc = 0;
