@@ -248,15 +248,22 @@ static void bench_dense(uint32_t nseq)
     double naive = naive_rows_per_s(rows, V, slim_topfrac_k(0.05, V), 64, &cn);
     double one = slim_rows_per_s(rows, V, nrows, 1, &c1), two = slim_rows_per_s(rows, V, nrows, 2, &c2);
     double lse = lse_cpu_us(rows, V, nrows);
-    slim_sparsify_portable(1);
+    int lvl = slim_sparsify_level(1);
+    double c1l, avx2 = slim_rows_per_s(rows, V, nrows, 1, &c1l), lse_avx2 = lse_cpu_us(rows, V, nrows);
+    slim_sparsify_level(0);
     double port = slim_rows_per_s(rows, V, nrows, 1, &cp), lse_port = lse_cpu_us(rows, V, nrows);
-    slim_sparsify_portable(0);
+    int top = slim_sparsify_level(-1);
     printf("| naive: lse in double + qsort per row, 1 thread (rows in memory) | %.0f rows/s | 1.0×; %.0f µs CPU/row |\n",
            naive, cn);
     printf("| slim_sparsify_row, 1 thread (rows in memory) | %.0f rows/s | %.1f×; %.1f µs CPU/row, of which scan + exp sum (slim_logsumexp) %.1f µs |\n",
            one, one / naive, c1, lse);
     printf("| slim_sparsify_row, 2 threads (rows in memory) | %.0f rows/s | %.1f×; %.1f µs CPU/row |\n", two,
            two / naive, c2);
+    printf("| (the lines above: kernel level %d = %s) | | |\n", top,
+           top == 2 ? "AVX-512" : top == 1 ? "AVX2/FMA/BMI2" : "portable");
+    if (lvl == 1 && top == 2)
+        printf("| slim_sparsify_row, AVX2 kernels (level 1), 1 thread | %.0f rows/s | %.1f×; %.1f µs CPU/row, of which scan + exp sum %.1f µs |\n",
+               avx2, avx2 / naive, c1l, lse_avx2);
     printf("| slim_sparsify_row, portable kernels (no AVX2), 1 thread | %.0f rows/s | %.1f×; %.1f µs CPU/row, of which scan + exp sum %.1f µs |\n",
            port, port / naive, cp, lse_port);
     prepare_cost(rows, V, nrows);

@@ -78,6 +78,11 @@ int slim_sparsify_row(const slim_sparsifier *s, slim_sparse_ws *ws,
  * the AVX2/FMA/BMI2 ones the CPU would get; 0 restores.  Process-wide, not
  * to be flipped while rows are being sparsified. */
 void slim_sparsify_portable(int on);
+/* The same with levels: the kernels use at most level cap (0 portable,
+ * 1 AVX2/FMA/BMI2, 2 AVX-512 F/VL/BW/DQ; negative: no cap, the default) and
+ * what the CPU has.  Returns the level now in effect.  Levels 1 and 2 give
+ * bit-identical output. */
+int slim_sparsify_level(int cap);
 
 /* Reference implementation (qsort of the whole row): for tests and the
  * benchmark's naive baseline.  Same tie rule. */
@@ -280,10 +285,13 @@ typedef struct slim_dedup_result {
 int slim_dedup(slim_store *st, const char *dataset, int across, int dry_run,
                slim_dedup_result *out, char *err, size_t cap);
 
-/* XXH3-128 of a file's bytes as "xxh3-128:" + 32 hex digits. */
-int slim_file_hash(const char *path, char hex[42], char *err, size_t cap);
-/* The same of bytes in memory (a mapped file): AVX2 kernels when the CPU
- * has them, same digest. */
-void slim_hash_bytes(const void *p, size_t n, char hex[42]);
+/* An input's content hash as "xxh3-128x64k:" + 32 hex digits (+ NUL:
+ * SLIM_FILE_HASH_CAP bytes): XXH3-128 over the XXH3-128 of each 64 KiB
+ * block and the length, defined in docs/INGEST.md (not xxh128sum's digest).
+ * The file is read with read(); 0, SLIM_EIO (message in err) or SLIM_ENOMEM. */
+#define SLIM_FILE_HASH_CAP 46
+int slim_file_hash(const char *path, char hex[SLIM_FILE_HASH_CAP], char *err, size_t cap);
+/* The same hash of n bytes in memory (a mapped file); 0 or SLIM_ENOMEM. */
+int slim_hash_bytes(const void *p, size_t n, char hex[SLIM_FILE_HASH_CAP]);
 
 #endif

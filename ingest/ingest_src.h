@@ -41,4 +41,51 @@ int slim_src_fill(slim_src *s, uint32_t V, size_t max_pos, slim_batch *b, int *e
                   char *err, size_t cap);
 void slim_src_close(slim_src *s);
 
+/*
+ * The input content hash, built block by block (source.c has the
+ * definition; slim_file_hash and slim_hash_bytes are its one-call forms).
+ * Over a mapping, for a batch of rows ending at byte `end`: open a window
+ * (slim_fhash_window), let workers digest the blocks that lie wholly inside
+ * the rows each has finished (slim_fhash_upto: each block by at most one
+ * worker, the windows' other blocks untouched), then fold the window in
+ * order (slim_fhash_fold: the blocks ending by `end`, the missing ones
+ * digested from the mapping).  slim_fhash_final digests and folds what is
+ * left, so the hash is complete however far the ingest got.  Memory: 17
+ * bytes per 64 KiB of a window, never per file.
+ */
+#define SLIM_HASH_BLOCK 65536u
+struct XXH3_state_s;
+typedef struct slim_fhash {
+    const uint8_t *map;        /* the bytes [len], or NULL (slim_file_hash feeds them) */
+    uint64_t len, nblk;        /* bytes, blocks */
+    uint64_t folded;           /* blocks [0, folded) are in st */
+    uint64_t wend;             /* window: blocks [folded, wend) may be digested by workers */
+    uint8_t (*dig)[16];        /* [cap] the window's digests, block folded + k at k */
+    uint8_t *have;             /* [cap] 1: dig[k] is set */
+    size_t cap;
+    struct XXH3_state_s *st;   /* XXH3-128 over d_0 ‖ d_1 ‖ … */
+} slim_fhash;
+
+/* 0 or SLIM_ENOMEM.  map[len] must stay mapped until _final. */
+int slim_fhash_init(slim_fhash *h, const void *map, uint64_t len);
+/* The window for a batch whose rows end at byte `end`; on SLIM_ENOMEM the
+ * window is empty (workers digest nothing, the fold does it all). */
+int slim_fhash_window(slim_fhash *h, uint64_t end);
+/* Whether block i is in the window and ends by byte `done`. */
+static inline int slim_fhash_due(const slim_fhash *h, uint64_t i, uint64_t done)
+{
+    return i < h->wend && i >= h->folded
+           && (done >= h->len || (i + 1) * (uint64_t)SLIM_HASH_BLOCK <= done);
+}
+/* A worker whose rows [lo, done) are finished, *next = the first block
+ * starting at or after lo not yet digested: digest blocks *next.. that are
+ * due, advancing *next.  Workers must pass disjoint [lo, done) ranges. */
+void slim_fhash_upto(slim_fhash *h, uint64_t *next, uint64_t done);
+/* Fold blocks ending by byte `end` in order (digesting the missing ones)
+ * and close the window. */
+void slim_fhash_fold(slim_fhash *h, uint64_t end);
+/* Fold every block left, then the length: "xxh3-128x64k:" + 32 hex. */
+void slim_fhash_final(slim_fhash *h, char hex[SLIM_FILE_HASH_CAP]);
+void slim_fhash_release(slim_fhash *h);
+
 #endif

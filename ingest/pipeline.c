@@ -6,7 +6,10 @@
  * one preparer per thread); then one writer thread appends the prepared
  * sequences in input order — ingest-time dedup by exact tokens, prefix
  * sharing — and commits while the next batch is worked on.  The input's
- * content hash is computed on a thread of its own meanwhile.  The unit of
+ * content hash (a block-list hash, source.c) of dense safetensors is
+ * digested by the workers, each 64 KiB block right after the rows holding
+ * it are sparsified (from L2, not DRAM), the few others after each batch;
+ * other inputs are hashed on a thread of its own meanwhile.  The unit of
  * atomicity is a sequence: a bad one stops the run after the sequences
  * before it are committed (docs/INGEST.md).
  */
@@ -17,10 +20,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <xxhash.h>
 #include "ingest_src.h"
 #include "vocab.h"
 #include "../train/tokenizer.h"
@@ -56,6 +59,8 @@ typedef struct ictx {
     double t0, tlast;
     uint64_t bytes_total, bytes_done;
     int fatal;                  /* an error message is in err */
+    slim_fhash fh;              /* the input's hash, when fh_on: digested by the workers */
+    int fh_on;
 } ictx;
 
 static double now_s(void)
@@ -195,11 +200,20 @@ static int ensure_workers(ictx *c, int which, size_t nseq)
     return 0;
 }
 
-/* Sparsify the dense rows of sequence q (its dists are laid out); on a bad
- * row fill *br and return nonzero.  stream0: sample stream of the batch's
- * first position. */
+/* A sequence's share of the input hash: its rows are bytes [lo, lo + npos *
+ * row_stride) of the hashed mapping, next its first block not yet digested;
+ * t the seconds spent digesting.  fh NULL: not hashed here. */
+typedef struct seqhash {
+    slim_fhash *fh;
+    uint64_t lo, next;
+    double t;
+} seqhash;
+
+/* Sparsify the dense rows of sequence q (its dists are laid out), digesting
+ * the hash blocks each row completes (sh); on a bad row fill *br and return
+ * nonzero.  stream0: sample stream of the batch's first position. */
 static int sparsify_seq(ictx *c, slim_sparse_ws *ws, slim_batch *b, const slim_iseq *q,
-                        uint32_t V, uint64_t stream0, slim_badrow *br)
+                        uint32_t V, uint64_t stream0, slim_badrow *br, seqhash *sh)
 {
     for (uint32_t t = 0; t < q->npos; t++) {
         const uint8_t *raw = q->rows + t * q->row_stride;
@@ -217,8 +231,53 @@ static int sparsify_seq(ictx *c, slim_sparse_ws *ws, slim_batch *b, const slim_i
             br->id = bad;
             return 1;
         }
+        /* the raw row (not its f32 copy) is in L2 now: digest the blocks it
+         * completes; timed by the vDSO clock, as a thread-CPU clock read
+         * is a system call per row */
+        uint64_t done = sh->lo + (uint64_t)(t + 1) * q->row_stride;
+        if (sh->fh && slim_fhash_due(sh->fh, sh->next, done)) {
+            double h0 = now_s();
+            slim_fhash_upto(sh->fh, &sh->next, done);
+            sh->t += now_s() - h0;
+        }
     }
     return 0;
+}
+
+/* madvise(advice) over the pages of p[0..n); failure is harmless (no
+ * MADV_POPULATE_READ before Linux 5.14: the workers fault the pages in). */
+static void advise(const void *p, uint64_t n, int advice)
+{
+    static uintptr_t pg;
+    if (!pg) pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t at = (uintptr_t)p & ~(pg - 1);
+    if (n) madvise((void *)at, (size_t)((uintptr_t)p + n - at), advice);
+}
+
+/*
+ * The byte range [*lo, *hi) of the batch's dense rows in the hashed mapping,
+ * and its hash window opened; NULL when the workers do not hash this batch
+ * (the fold digests its blocks then).  Batches ascend through the file, so
+ * the next one's bytes (about as many) are read ahead now: a cold file is
+ * read while this batch is worked on, as the hash thread used to do.
+ */
+static slim_fhash *hash_window(ictx *c, const slim_batch *b, uint64_t *lo, uint64_t *hi)
+{
+    slim_fhash *fh = &c->fh;
+    if (!c->fh_on || !b->nseq) return NULL;
+    *lo = UINT64_MAX;
+    *hi = 0;
+    for (size_t i = 0; i < b->nseq; i++) {
+        const slim_iseq *q = &b->seqs[i];
+        uint64_t n = (uint64_t)q->npos * q->row_stride;
+        if (q->rows < fh->map || (uint64_t)(q->rows - fh->map) > fh->len - n) return NULL;
+        uint64_t a = (uint64_t)(q->rows - fh->map);
+        if (a < *lo) *lo = a;
+        if (a + n > *hi) *hi = a + n;
+    }
+    if (*hi <= *lo || *lo < fh->folded * SLIM_HASH_BLOCK) return NULL;
+    advise(fh->map + *hi, *hi - *lo < fh->len - *hi ? *hi - *lo : fh->len - *hi, MADV_WILLNEED);
+    return slim_fhash_window(fh, *hi) ? NULL : fh;
 }
 
 /*
@@ -259,24 +318,44 @@ static int work_batch(ictx *c, int which, slim_batch *b, const slim_src *s, uint
     uint64_t stream0 = c->seen;  /* sample streams: global position index */
     if (s->dense) c->seen += b->positions;
     slim_prepared **pp = c->pp[which];
-    double cs = 0, cp = 0;
+    uint64_t hlo = 0, hhi = 0;
+    slim_fhash *fh = s->dense ? hash_window(c, b, &hlo, &hhi) : NULL;
+    double cs = 0, cp = 0, ch = 0;
     /* whole sequences per task: dense ones are ~100 positions of ~1600
      * entries each, so one task is a few ms and dynamic balancing is cheap */
-#pragma omp parallel for schedule(dynamic, 1) reduction(+:cs, cp)
+#pragma omp parallel for schedule(dynamic, 1) reduction(+:cs, cp, ch)
     for (size_t i = 0; i < nseq; i++) {
         const slim_iseq *q = &b->seqs[i];
         int tid = omp_get_thread_num();
+        /* map the rows' pages in one call (not timed: "the rest"): on small
+         * page-cache folios ~4 µs per 128 KB row, where faulting them in
+         * row by row costs ~9; never the whole file, whose memory would
+         * then grow with it */
+        if (s->dense) advise(q->rows, (uint64_t)q->npos * q->row_stride, MADV_POPULATE_READ);
         double t0 = thread_cpu_s(), t1 = t0;
+        seqhash sh = { .fh = fh };
+        if (fh) {
+            sh.lo = (uint64_t)(q->rows - fh->map);
+            sh.next = (sh.lo + SLIM_HASH_BLOCK - 1) / SLIM_HASH_BLOCK;
+        }
         c->bad[i].pos = UINT32_MAX;
-        if (s->dense && sparsify_seq(c, c->ws[tid], b, q, V, stream0, &c->bad[i])) continue;
+        int bad = s->dense && sparsify_seq(c, c->ws[tid], b, q, V, stream0, &c->bad[i], &sh);
         if (s->dense) t1 = thread_cpu_s();
+        cs += t1 - t0 - sh.t;
+        ch += sh.t;
+        if (bad) continue;
         slim_seq_prepare(c->pr[tid], c->filekind, &c->prec, c->fileV, b->tokens + q->tok_off, q->T,
                          b->dists + q->dist_off, q->npos, pp[i]);
-        cs += t1 - t0;
         cp += thread_cpu_s() - t1;
+    }
+    if (fh) {  /* the blocks no worker could digest: across sequences, outside rows, after a bad row */
+        double h0 = thread_cpu_s();
+        slim_fhash_fold(fh, hhi);
+        ch += thread_cpu_s() - h0;
     }
     c->stats->cpu_sparsify += cs;
     c->stats->cpu_prepare += cp;
+    c->stats->cpu_hash += ch;
     for (size_t i = 0; i < nseq; i++) {
         const slim_iseq *q = &b->seqs[i];
         if (c->bad[i].pos == UINT32_MAX) continue;
@@ -447,14 +526,14 @@ static int open_src(ictx *c, slim_src *s, const char *const *files, int nf, int 
 
 /* The input's name and content hash for the run record. */
 static int input_id(ictx *c, const char *const *files, int nf, const struct stat *sb,
-                    char *path, size_t pcap, char hash[42])
+                    char *path, size_t pcap, char hash[SLIM_FILE_HASH_CAP])
 {
     if (S_ISDIR(sb->st_mode)) {  /* an npy directory: not hashed */
         snprintf(path, pcap, "%s", files[0]);
-        snprintf(hash, 42, "directory");
+        snprintf(hash, SLIM_FILE_HASH_CAP, "directory");
         return 0;
     }
-    char all[16 * 42] = "", h[42];
+    char all[SLIM_MAXTENSORS * SLIM_FILE_HASH_CAP] = "", h[SLIM_FILE_HASH_CAP];
     size_t n = 0;
     path[0] = 0;
     for (int i = 0; i < nf; i++) {
@@ -464,10 +543,9 @@ static int input_id(ictx *c, const char *const *files, int nf, const struct stat
         size_t pl = strlen(path);
         snprintf(path + pl, pcap - pl, "%s%s", i ? "+" : "", files[i]);
     }
-    if (nf == 1) { memcpy(hash, h, 42); return 0; }
-    XXH128_hash_t x = XXH3_128bits(all, n);  /* several arrays: hash of their hashes */
-    snprintf(hash, 42, "xxh3-128:%016llx%016llx", (unsigned long long)x.high64,
-             (unsigned long long)x.low64);
+    if (nf == 1) { memcpy(hash, h, SLIM_FILE_HASH_CAP); return 0; }
+    /* several arrays: the same hash of their hash strings, concatenated */
+    if (slim_hash_bytes(all, n, hash)) { snprintf(c->err, c->cap, "out of memory"); return SLIM_ENOMEM; }
     return 0;
 }
 
@@ -528,15 +606,14 @@ static int batch_loop(ictx *c, slim_src *sp, uint32_t V, size_t maxpos, uint64_t
     return rc;
 }
 
-/* The content hash of a one-file input, computed on its own thread while
- * the file is ingested (it reads every byte: ~10 % of the CPU of a dense
- * ingest, which would otherwise run alone before the workers start).  A
- * mapped file (safetensors) is hashed from the mapping — no copy, and the
- * page tables it fills are the ones the workers then use. */
+/* The content hash of a one-file input that the workers do not digest,
+ * computed on its own thread while the file is ingested (it reads every
+ * byte, which would otherwise run alone before the workers start).  A
+ * mapped file (sparse safetensors) is hashed from the mapping, no copy. */
 typedef struct hjob {
     const char *path;
     const uint8_t *map; size_t len;  /* the whole file mapped, or NULL */
-    char hash[42];
+    char hash[SLIM_FILE_HASH_CAP];
     char err[512];
     int rc;
     double cpu;
@@ -547,8 +624,8 @@ static void *hash_job(void *arg)
     hjob *h = arg;
     double c0 = thread_cpu_s();
     if (h->map) {
-        slim_hash_bytes(h->map, h->len, h->hash);  /* = the streamed digest */
-        h->rc = 0;
+        if ((h->rc = slim_hash_bytes(h->map, h->len, h->hash)))  /* = the read() one */
+            snprintf(h->err, sizeof h->err, "out of memory");
     } else h->rc = slim_file_hash(h->path, h->hash, h->err, sizeof h->err);
     h->cpu = thread_cpu_s() - c0;
     return NULL;
@@ -556,7 +633,7 @@ static void *hash_job(void *arg)
 
 static int ingest_file(ictx *c, const char *const *files, int nf, int fmt)
 {
-    char hash[42], ipath[4096];
+    char hash[SLIM_FILE_HASH_CAP] = "", ipath[4096];
     const char *path = files[0];
     slim_src s;
     c->f_added = c->f_skipped = c->f_refused = 0;
@@ -565,8 +642,9 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt)
         snprintf(c->err, c->cap, "cannot open '%s': %s", path, strerror(errno));
         return SLIM_EIO;
     }
-    /* one regular file: hashed on a thread of its own (after the same open
-     * check slim_file_hash makes first, so the message is the same) */
+    /* one regular file: digested by the workers (dense safetensors) or
+     * hashed on a thread of its own (after the same open check
+     * slim_file_hash makes first, so the message is the same) */
     int async = nf == 1 && S_ISREG(sb.st_mode), rc = 0, fd;
     hjob hj = { .path = path };
     pthread_t hth;
@@ -585,7 +663,8 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt)
             hj.map = s.ts.map[0];
             hj.len = s.ts.maplen[0];
         }
-        if (pthread_create(&hth, NULL, hash_job, &hj)) { hash_job(&hj); async = 0; }
+        if (hj.map && s.dense && !slim_fhash_init(&c->fh, hj.map, hj.len)) c->fh_on = 1, async = 0;
+        else if (pthread_create(&hth, NULL, hash_job, &hj)) { hash_job(&hj); async = 0; }
     }
     uint32_t V = 0;
     int kind = s.dense && c->sp.type == SLIM_SP_SAMPLE ? SLIM_KIND_SAMPLED : SLIM_KIND_LOGITS;
@@ -610,7 +689,15 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt)
     }
     if (!rc) rc = batch_loop(c, &s, V, maxpos, (uint64_t)sb.st_size);
     if (async) pthread_join(hth, NULL);
-    if (nf == 1 && S_ISREG(sb.st_mode)) {
+    if (c->fh_on) {
+        /* what the workers left (everything after an early stop), only
+         * when there is a run to record it in */
+        double h0 = thread_cpu_s();
+        if (c->run) slim_fhash_final(&c->fh, hash);
+        c->stats->cpu_hash += thread_cpu_s() - h0;
+        slim_fhash_release(&c->fh);
+        c->fh_on = 0;
+    } else if (nf == 1 && S_ISREG(sb.st_mode)) {
         c->stats->cpu_hash += hj.cpu;
         memcpy(hash, hj.hash, sizeof hash);
         if (!rc && hj.rc) { rc = hj.rc; snprintf(c->err, c->cap, "%s", hj.err); }

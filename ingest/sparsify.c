@@ -167,29 +167,49 @@ void slim_sparse_ws_prefetch(slim_sparse_ws *ws, const void *next, size_t len)
 /* ------------------------------------------------------------ logsumexp */
 
 /*
- * Two implementations of the row kernels.  The portable one uses GCC vector
- * extensions (8 float lanes: two SSE2 registers on the baseline; the scan
- * and bins kernels also get an "avx2" clone picked at load time), since
- * exp and select-style loops do not auto-vectorise without -ffast-math,
- * which this file must not use: three passes (scan, exp sum, collect).
- * The fast one is AVX2 + FMA + BMI2 intrinsics in two passes, taken when
- * the CPU has them (CI builds with plain -O2, so both are compiled).
- * slim_sparsify_portable(1) forces the portable one (tests compare them).
+ * Three implementations of the row kernels.  The portable one uses GCC
+ * vector extensions (8 float lanes: two SSE2 registers on the baseline; the
+ * scan and bins kernels also get an "avx2" clone picked at load time),
+ * since exp and select-style loops do not auto-vectorise without
+ * -ffast-math, which this file must not use: three passes (scan, exp sum,
+ * collect).  The fast ones are intrinsics in two passes, taken when the CPU
+ * has them (CI builds with plain -O2, so all are compiled): AVX2 + FMA +
+ * BMI2 (level 1), and AVX-512 (level 2: 16 lanes, mask registers, native
+ * compress), whose output is bit-identical to level 1's — the same
+ * exponential lane by lane, the same order of additions, exact selection —
+ * so a store does not depend on the CPU that built it.
+ * slim_sparsify_level() caps the level (tests compare them).
  */
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 #define VCLONES __attribute__((target_clones("avx2", "default")))
 #define FAST __attribute__((target("avx2,fma,bmi2")))
+#define FAST512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi2,popcnt")))
 
-static int force_portable;
-void slim_sparsify_portable(int on) { force_portable = on; }
+static int level_cap = 2;
+void slim_sparsify_portable(int on) { level_cap = on ? 0 : 2; }
 
-static int fast_cpu(void)
+/* The level the kernels run at: the best the CPU has, at most level_cap
+ * (libgcc fills the CPU model at load time; reading it is a load + test). */
+static int sp_level(void)
 {
-    /* libgcc fills the CPU model at load time; reading it is a load + test */
-    return !force_portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
-           && __builtin_cpu_supports("bmi2");
+    if (level_cap < 1 || !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")
+        || !__builtin_cpu_supports("bmi2"))
+        return 0;
+    if (level_cap < 2 || !__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512vl")
+        || !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512dq")
+        || !__builtin_cpu_supports("popcnt"))
+        return 1;
+    return 2;
 }
+
+int slim_sparsify_level(int cap)
+{
+    level_cap = cap < 0 ? 2 : cap;
+    return sp_level();
+}
+
+static int fast_cpu(void) { return sp_level() >= 1; }
 
 /* Macros, not functions: a 32-byte vector must never cross a call on the
  * baseline ABI (clang refuses it; gcc warns). */
@@ -326,14 +346,18 @@ static inline __attribute__((always_inline)) FAST __m256 exp_le0_avx2(__m256 d)
 
 static double sum_exp_collect_avx2(slim_sparse_ws *ws, const float *x, uint32_t V,
                                    float m, float t, uint32_t *nc);
+static double sum_exp_collect_avx512(slim_sparse_ws *ws, const float *x, uint32_t V,
+                                     float m, float t, uint32_t *nc);
 
 double slim_logsumexp(const float *x, uint32_t V)
 {
     float m = row_max(x, V);
     if (m == -INFINITY) return -INFINITY;
     uint32_t nc;
-    return (double)m + log(fast_cpu() ? sum_exp_collect_avx2(NULL, x, V, m, INFINITY, &nc)
-                                      : sum_exp_portable(x, V, m));
+    int lv = sp_level();
+    return (double)m + log(lv == 2 ? sum_exp_collect_avx512(NULL, x, V, m, INFINITY, &nc)
+                           : lv ? sum_exp_collect_avx2(NULL, x, V, m, INFINITY, &nc)
+                                : sum_exp_portable(x, V, m));
 }
 
 /* ------------------------------------------------------------ selection */
@@ -395,7 +419,8 @@ VCLONES static void row_bins(const float *x, uint32_t V, float m, float range, i
 }
 
 /* Candidates by bins (any row, 0 < k < V): the bin holding the k-th
- * largest value and everything in better bins; *lo = their smallest key. */
+ * largest value and everything in better bins, ids and keys; *lo = their
+ * smallest key. */
 static uint32_t cand_bins(slim_sparse_ws *ws, const float *x, uint32_t V, uint32_t k, float m,
                           uint32_t *lo)
 {
@@ -422,6 +447,7 @@ static uint32_t cand_bins(slim_sparse_ws *ws, const float *x, uint32_t V, uint32
         if (__builtin_expect(ws->bins[i] <= ic, 0)) {
             uint32_t key = fkey(x[i]);
             l = key < l ? key : l;
+            ws->cand_key[nc] = key;
             ws->cand_id[nc++] = i;
         }
     *lo = l;
@@ -547,6 +573,102 @@ FAST static double sum_exp_collect_avx2(slim_sparse_ws *ws, const float *x, uint
     return s;
 }
 
+/* Level 2.  exp_le0_avx2 on 16 lanes: the same operations in the same
+ * order, so every lane's result is bit-equal to level 1's. */
+static inline __attribute__((always_inline)) FAST512 __m512 exp_le0_avx512(__m512 d)
+{
+    const __m512 big = _mm512_set1_ps(EXP_BIG), l2e = _mm512_set1_ps(1.44269504f);
+    d = _mm512_max_ps(d, _mm512_set1_ps(-86.0f));
+    __m512 tb = _mm512_fmadd_ps(d, l2e, big);
+    __m512 n = _mm512_sub_ps(tb, big);
+    __m512 f = _mm512_fmsub_ps(d, l2e, n);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(EXP2_C5), f, _mm512_set1_ps(EXP2_C4));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(EXP2_C3));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(EXP2_C2));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(EXP2_C1));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    __m512i e = _mm512_slli_epi32(_mm512_castps_si512(tb), 23);
+    return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), e));
+}
+
+/* scan_avx2 on 16 lanes, 64 values a step (two samples).  The maximum may
+ * differ from level 1's only in the sign of a zero, which changes no
+ * result: x - m, the exponential and fkey(m == 0 ? 0 : m) do not see it. */
+FAST512 static uint32_t scan_avx512(const float *x, uint32_t V, float *max, float *samp)
+{
+    __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0;
+    const __m512 inf = _mm512_set1_ps(INFINITY);
+    unsigned bad = 0;
+    uint32_t i = 0, j = 0;
+    for (; i + 64 <= V; i += 64) {
+        __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
+        __m512 v2 = _mm512_loadu_ps(x + i + 32), v3 = _mm512_loadu_ps(x + i + 48);
+        _mm_store_ss(samp + j, _mm512_castps512_ps128(v0));
+        _mm_store_ss(samp + j + 1, _mm512_castps512_ps128(v2));
+        j += 2;
+        bad |= (unsigned)(_mm512_cmp_ps_mask(v0, inf, _CMP_NLT_UQ)
+                          | _mm512_cmp_ps_mask(v1, inf, _CMP_NLT_UQ))
+               | (unsigned)(_mm512_cmp_ps_mask(v2, inf, _CMP_NLT_UQ)
+                            | _mm512_cmp_ps_mask(v3, inf, _CMP_NLT_UQ));
+        m0 = _mm512_max_ps(v0, _mm512_max_ps(v2, m0));  /* NaN: as in scan_avx2 */
+        m1 = _mm512_max_ps(v1, _mm512_max_ps(v3, m1));
+    }
+    float m = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+    uint32_t n = bad != 0;
+    for (; i < V; i++) {
+        if (!(i % SAMPLE_STRIDE)) samp[j++] = x[i];
+        n += !(x[i] < INFINITY);
+        m = x[i] > m ? x[i] : m;
+    }
+    *max = m;
+    return n;
+}
+
+/* sum_exp_collect_avx2 on 16 lanes: lanes 0-7 of the accumulator hold
+ * level 1's a0 (x[j..j+8)), lanes 8-15 its a1, added in the same order, so
+ * the sum is bit-identical.  The candidates' values go to ws->cand_key
+ * beside their ids (as float bits: topk_from makes them keys), since the
+ * compress is one instruction here. */
+FAST512 static double sum_exp_collect_avx512(slim_sparse_ws *ws, const float *x, uint32_t V,
+                                          float m, float t, uint32_t *nc)
+{
+    uint32_t *oid = ws ? ws->cand_id : NULL, *oval = ws ? ws->cand_key : NULL;
+    const __m512 mv = _mm512_set1_ps(m), tv = _mm512_set1_ps(t);
+    __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i sixteen = _mm512_set1_epi32(16);
+    __m256d dacc = _mm256_setzero_pd();
+    uint32_t n = 0, i = 0;
+    const char *pf = ws && ws->next ? ws->next : NULL;
+    size_t pfl = pf ? ws->next_len : 0;
+    for (; i + 256 <= V; i += 256) {
+        __m512 a = _mm512_setzero_ps();
+        for (uint32_t j = i; j < i + 256; j += 16) {
+            __m512 v = _mm512_loadu_ps(x + j);
+            if ((size_t)j * 4 < pfl) _mm_prefetch(pf + (size_t)j * 4, _MM_HINT_T0);
+            a = _mm512_add_ps(a, exp_le0_avx512(_mm512_sub_ps(v, mv)));
+            if (oid) {  /* n <= j: the 16-wide stores stay inside the V slots */
+                __mmask16 k = _mm512_cmp_ps_mask(v, tv, _CMP_GE_OQ);
+                _mm512_storeu_si512((void *)(oid + n), _mm512_maskz_compress_epi32(k, idx));
+                _mm512_storeu_ps((void *)(oval + n), _mm512_maskz_compress_ps(k, v));
+                n += (uint32_t)__builtin_popcount(k);
+                idx = _mm512_add_epi32(idx, sixteen);
+            }
+        }
+        __m256 a8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+        dacc = _mm256_add_pd(dacc, _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a8)),
+                                                 _mm256_cvtps_pd(_mm256_extractf128_ps(a8, 1))));
+    }
+    double l[4], s;
+    _mm256_storeu_pd(l, dacc);
+    s = (l[0] + l[1]) + (l[2] + l[3]);
+    for (; i < V; i++) {
+        s += exp1(x[i] - m);
+        if (oid) { oid[n] = i; memcpy(oval + n, x + i, 4); n += x[i] >= t; }
+    }
+    *nc = n;
+    return s;
+}
+
 /* Every 32nd logit into ws->samp (the portable path; scan_avx2 does it in
  * its pass).  Returns how many. */
 static uint32_t gather_samples(slim_sparse_ws *ws, const float *x, uint32_t V)
@@ -615,10 +737,38 @@ FAST static uint32_t keep_shifted_avx2(const slim_sparse_ws *ws, const uint32_t 
     return m;
 }
 
+/* The remaining lanes of a 16-lane step at c of n (all 16 but at the end). */
+#define TAIL16(c, n) ((__mmask16)((n) - (c) >= 16 ? 0xFFFFu : (1u << ((n) - (c))) - 1))
+/* The first cnt lanes (a compressed vector's valid ones). */
+#define FIRST16(cnt) ((__mmask16)((1u << (cnt)) - 1))
+
+/* keep_shifted_avx2 on 16 lanes, native compress; the masked tail store
+ * keeps the last step inside n (the compress-to-memory form is slow on
+ * some CPUs, so it is not used). */
+FAST512 static uint32_t keep_shifted_avx512(const uint32_t *a, uint32_t *out, uint32_t n,
+                                            int shift, uint32_t want)
+{
+    const __m512i w = _mm512_set1_epi32((int)want);
+    const __m128i sh = _mm_cvtsi32_si128(shift);
+    uint32_t m = 0;
+    for (uint32_t c = 0; c < n; c += 16) {
+        __mmask16 in = TAIL16(c, n);
+        __m512i v = _mm512_maskz_loadu_epi32(in, a + c);
+        __mmask16 k = _mm512_mask_cmpeq_epi32_mask(in, _mm512_srl_epi32(v, sh), w);
+        uint32_t cnt = (uint32_t)__builtin_popcount(k);
+        /* m <= c: the store lands on slots already read */
+        _mm512_mask_storeu_epi32(out + m, FIRST16(cnt), _mm512_maskz_compress_epi32(k, v));
+        m += cnt;
+    }
+    return m;
+}
+
 static uint32_t keep_shifted(const slim_sparse_ws *ws, const uint32_t *a, uint32_t *out, uint32_t n,
                              int shift, uint32_t want)
 {
-    if (fast_cpu()) return keep_shifted_avx2(ws, a, out, n, shift, want);
+    int lv = sp_level();
+    if (lv == 2) return keep_shifted_avx512(a, out, n, shift, want);
+    if (lv) return keep_shifted_avx2(ws, a, out, n, shift, want);
     uint32_t m = 0;
     for (uint32_t c = 0; c < n; c++) { out[m] = a[c]; m += a[c] >> shift == want; }
     return m;
@@ -626,18 +776,19 @@ static uint32_t keep_shifted(const slim_sparse_ws *ws, const uint32_t *a, uint32
 
 /* The k-th largest key of the candidates (radix select: levels of up to 8
  * bits from the highest bit in which the bounds lo <= key <= hi differ).
- * The first level computes the keys of x[cid[0..n)] into key (the caller
- * needs them) and its histogram in one pass; later levels narrow a copy in
+ * Unless keyed (key[0..n) holds them already), the first level computes
+ * the keys of x[cid[0..n)] into key (the caller needs them) and its
+ * histogram in one pass; later levels narrow a copy in
  * tmp.  *ties = how many keys equal to the result belong to the top k,
  * *eq = how many there are. */
 static uint32_t kth_key(const slim_sparse_ws *ws, const float *x, const uint32_t *cid,
                         uint32_t *key, uint32_t *tmp, uint32_t n, uint32_t k, uint32_t lo,
-                        uint32_t hi, uint32_t *ties, uint32_t *eq)
+                        uint32_t hi, int keyed, uint32_t *ties, uint32_t *eq)
 {
     uint32_t hist[256], h2[256];
-    int top = lo == hi ? -1 : 31 - __builtin_clz(lo ^ hi), first = 1;
+    int top = lo == hi ? -1 : 31 - __builtin_clz(lo ^ hi), first = !keyed;
     const uint32_t *a = key;
-    if (top < 0 || n <= 16)
+    if (!keyed && (top < 0 || n <= 16))
         for (uint32_t c = 0; c < n; c++) key[c] = fkey(x[cid[c]]);
     while (top >= 0 && n > 16) {
         int width = top + 1 < 8 ? top + 1 : 8, shift = top + 1 - width;
@@ -716,16 +867,67 @@ FAST static uint32_t take_ge_avx2(const slim_sparse_ws *ws, uint32_t *cid, uint3
     return n;
 }
 
+/* Level 2: fkey of the n float bit patterns in a, in place. */
+FAST512 static void keys_avx512(uint32_t *a, uint32_t n)
+{
+    const __m512i sign = _mm512_set1_epi32(INT32_MIN);
+    for (uint32_t c = 0; c < n; c += 16) {
+        __mmask16 in = TAIL16(c, n);
+        __m512i u = _mm512_maskz_loadu_epi32(in, a + c);
+        u = _mm512_xor_si512(u, _mm512_or_si512(_mm512_srai_epi32(u, 31), sign));
+        _mm512_mask_storeu_epi32(a + c, in, u);
+    }
+}
+
+/* Step 3 on level 2, ties included: the candidates with key > kk and the
+ * first `ties` with key == kk, compressed in place, then their ids into ids
+ * and values into vals (unless NULL).  pdep picks the lowest `left` lanes
+ * of the tied ones. */
+FAST512 static uint32_t take_avx512(uint32_t *cid, uint32_t *ckey, uint32_t nc, uint32_t kk,
+                                    uint32_t ties, uint32_t *ids, float *vals)
+{
+    const __m512i kv = _mm512_set1_epi32((int)kk);
+    uint32_t n = 0, left = ties;
+    for (uint32_t c = 0; c < nc; c += 16) {
+        __mmask16 in = TAIL16(c, nc);
+        __m512i key = _mm512_maskz_loadu_epi32(in, ckey + c);
+        __m512i id = _mm512_maskz_loadu_epi32(in, cid + c);
+        unsigned eq = _mm512_mask_cmpeq_epi32_mask(in, key, kv);
+        unsigned tie = _pdep_u32(left >= 16 ? 0xFFFFu : (1u << left) - 1, eq);
+        __mmask16 take = (__mmask16)(_mm512_mask_cmpgt_epu32_mask(in, key, kv) | tie);
+        uint32_t cnt = (uint32_t)__builtin_popcount(take);
+        left -= (uint32_t)__builtin_popcount(tie);
+        /* n <= c: the stores land on slots already read */
+        _mm512_mask_storeu_epi32(cid + n, FIRST16(cnt), _mm512_maskz_compress_epi32(take, id));
+        _mm512_mask_storeu_epi32(ckey + n, FIRST16(cnt), _mm512_maskz_compress_epi32(take, key));
+        n += cnt;
+    }
+    const __m512i sign = _mm512_set1_epi32(INT32_MIN), ones = _mm512_set1_epi32(-1);
+    for (uint32_t j = 0; j < n; j += 16) {
+        __mmask16 in = TAIL16(j, n);
+        _mm512_mask_storeu_epi32(ids + j, in, _mm512_maskz_loadu_epi32(in, cid + j));
+        if (!vals) continue;
+        /* unfkey: flip the sign bit of keys >= 2^31, every bit of the others */
+        __m512i k = _mm512_maskz_loadu_epi32(in, ckey + j);
+        __m512i fl = _mm512_or_si512(_mm512_xor_si512(_mm512_srai_epi32(k, 31), ones), sign);
+        _mm512_mask_storeu_epi32(vals + j, in, _mm512_xor_si512(k, fl));
+    }
+    return n;
+}
+
 /* Steps 2 and 3 on nc >= k candidates: the k winners into ids (and their
  * values into vals when not NULL), ascending ids; ties at the k-th value
  * go to the lower ids. */
 static uint32_t resolve(slim_sparse_ws *ws, const float *x, uint32_t nc, uint32_t k,
-                        uint32_t lo, uint32_t hi, uint32_t *ids, float *vals)
+                        uint32_t lo, uint32_t hi, int keyed, uint32_t *ids, float *vals)
 {
     uint32_t *cid = ws->cand_id, *ckey = ws->cand_key, ties, eq, n = 0;
-    /* keys here, not in the collecting pass: nc loads from L1/L2 cost less
-     * than a key computation and a store per vector of the row */
-    uint32_t kk = kth_key(ws, x, cid, ckey, (uint32_t *)ws->bins, nc, k, lo, hi, &ties, &eq);
+    /* level 1 makes the keys here, not in the collecting pass: nc loads
+     * from L1/L2 cost less than a key computation and a store per vector of
+     * the row */
+    uint32_t kk = kth_key(ws, x, cid, ckey, (uint32_t *)ws->bins, nc, k, lo, hi, keyed, &ties,
+                          &eq);
+    if (sp_level() == 2) return take_avx512(cid, ckey, nc, kk, ties, ids, vals);
     if (ties == eq && kk > 0 && fast_cpu()) n = take_ge_avx2(ws, cid, ckey, nc, kk);
     else
         for (uint32_t c = 0, t = 0; c < nc; c++) {
@@ -743,9 +945,10 @@ static uint32_t resolve(slim_sparse_ws *ws, const float *x, uint32_t nc, uint32_
 }
 
 /* Top k of x[0..V) with row maximum m into ids (and vals unless NULL),
- * given nc candidates already collected (fewer than k: none usable). */
+ * given nc candidates already collected (fewer than k: none usable), their
+ * values in ws->cand_key when vals_in (level 2's pass). */
 static uint32_t topk_from(slim_sparse_ws *ws, const float *x, uint32_t V, uint32_t k,
-                          uint32_t *ids, float *vals, float m, uint32_t nc, float t)
+                          uint32_t *ids, float *vals, float m, uint32_t nc, float t, int vals_in)
 {
     if (k >= V) {
         for (uint32_t i = 0; i < V; i++) ids[i] = i;
@@ -756,8 +959,11 @@ static uint32_t topk_from(slim_sparse_ws *ws, const float *x, uint32_t V, uint32
     /* key bounds of the candidates: x >= t gives fkey(x) >= fkey(t) but for
      * -0 >= +0; the float maximum may be -0 where +0 is present */
     uint32_t lo = fkey(t) - 1, hi = fkey(m == 0 ? 0.0f : m);
+    int keyed = 1;
     if (nc < k) nc = cand_bins(ws, x, V, k, m, &lo);
-    return resolve(ws, x, nc, k, lo, hi, ids, vals);
+    else if (vals_in) keys_avx512(ws->cand_key, nc);
+    else keyed = 0;
+    return resolve(ws, x, nc, k, lo, hi, keyed, ids, vals);
 }
 
 uint32_t slim_select_topk(slim_sparse_ws *ws, const float *x, uint32_t V,
@@ -770,7 +976,7 @@ uint32_t slim_select_topk(slim_sparse_ws *ws, const float *x, uint32_t V,
         t = sample_threshold(ws, V, k);
         if (t < INFINITY) nc = collect_ge(ws, x, V, t);
     }
-    return topk_from(ws, x, V, k, ids, NULL, k && k < V ? row_max(x, V) : 0.0f, nc, t);
+    return topk_from(ws, x, V, k, ids, NULL, k && k < V ? row_max(x, V) : 0.0f, nc, t, 0);
 }
 
 static const float *naive_x;
@@ -862,22 +1068,24 @@ static uint32_t sample_row(const slim_sparsifier *s, slim_sparse_ws *ws, const f
 int slim_sparsify_row(const slim_sparsifier *s, slim_sparse_ws *ws, const float *x,
                       uint32_t V, uint64_t stream, slim_dist *out, uint32_t *bad)
 {
-    int fast = fast_cpu();
+    int lv = sp_level();
     uint32_t k = s->type == SLIM_SP_SAMPLE ? 0 : slim_sparsifier_cap(s, V), nc = 0;
     /* NaN and +Inf are refused; -Inf (a masked token) is a valid logit */
     float m, t = INFINITY;
-    if (fast ? scan_avx2(x, V, &m, ws->samp) : row_scan(x, V, &m)) {
+    if (lv == 2 ? scan_avx512(x, V, &m, ws->samp) : lv ? scan_avx2(x, V, &m, ws->samp)
+                                                        : row_scan(x, V, &m)) {
         for (uint32_t i = 0; i < V; i++)
             if (x[i] != x[i] || x[i] == INFINITY) { *bad = i; break; }
         return SLIM_EINVAL;
     }
     if (m == -INFINITY) { *bad = 0; return SLIM_EINVAL; }
     if (k < V && sampled_ok(V, k)) {
-        if (!fast) gather_samples(ws, x, V);
+        if (!lv) gather_samples(ws, x, V);
         t = sample_threshold(ws, V, k);
     }
-    double sum = fast ? sum_exp_collect_avx2(ws, x, V, m, t, &nc) : sum_exp_portable(x, V, m);
-    if (!fast && t < INFINITY) nc = collect_ge(ws, x, V, t);
+    double sum = lv == 2 ? sum_exp_collect_avx512(ws, x, V, m, t, &nc)
+                 : lv ? sum_exp_collect_avx2(ws, x, V, m, t, &nc) : sum_exp_portable(x, V, m);
+    if (!lv && t < INFINITY) nc = collect_ge(ws, x, V, t);
     ws->next = NULL;  /* a prefetch hint is for one call */
     double lse = (double)m + log(sum);
     out->lse = (float)lse;
@@ -887,7 +1095,7 @@ int slim_sparsify_row(const slim_sparsifier *s, slim_sparse_ws *ws, const float 
         out->k = sample_row(s, ws, x, V, lse, stream, out);
         return 0;
     case SLIM_SP_TOPP: {
-        uint32_t n = topk_from(ws, x, V, k, ws->order, NULL, m, nc, t);
+        uint32_t n = topk_from(ws, x, V, k, ws->order, NULL, m, nc, t, lv == 2);
         sort_by_value(x, ws->order, n);
         double mass = 0;
         for (k = 0; k < n;) {
@@ -900,7 +1108,7 @@ int slim_sparsify_row(const slim_sparsifier *s, slim_sparse_ws *ws, const float 
         break;
     }
     default:  /* the selection gives the values too */
-        k = topk_from(ws, x, V, k, out->ids, out->vals, m, nc, t);
+        k = topk_from(ws, x, V, k, out->ids, out->vals, m, nc, t, lv == 2);
     }
     out->k = k;
     return 0;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sqlite3.h>
+#include <xxhash.h>
 #include "lib/tap.h"
 #include "lib/fixtures.h"
 #include "../ingest/ingest.h"
@@ -291,63 +292,134 @@ static void test_jsonl_store(void)
     TAP_END();
 }
 
-/* The content hash recorded for an input is the XXH3-128 of the file's
- * bytes however it is computed: from the mapping on a thread of its own
- * (safetensors, also when the run stops at a bad sequence) or streamed by
- * read() (JSONL). */
+/* The input hash written out again from its definition (docs/INGEST.md):
+ * XXH3-128 over the 16-byte canonical XXH3-128 of every 64 KiB block, then
+ * the length as u64 little-endian; "xxh3-128x64k:" + 32 hex digits. */
+static void ref_hash(const unsigned char *p, size_t n, char out[SLIM_FILE_HASH_CAP])
+{
+    XXH3_state_t *st = XXH3_createState();
+    XXH3_128bits_reset(st);
+    for (size_t at = 0; at < n; at += 65536) {
+        XXH128_canonical_t c;
+        XXH128_canonicalFromHash(&c, XXH3_128bits(p + at, n - at < 65536 ? n - at : 65536));
+        XXH3_128bits_update(st, c.digest, 16);
+    }
+    unsigned char le[8];
+    for (int i = 0; i < 8; i++) le[i] = (unsigned char)((uint64_t)n >> (8 * i));
+    XXH3_128bits_update(st, le, 8);
+    XXH128_hash_t h = XXH3_128bits_digest(st);
+    XXH3_freeState(st);
+    snprintf(out, SLIM_FILE_HASH_CAP, "xxh3-128x64k:%016llx%016llx", (unsigned long long)h.high64,
+             (unsigned long long)h.low64);
+}
+
+/* ref_hash of a file's bytes. */
+static int ref_file_hash(const char *file, char out[SLIM_FILE_HASH_CAP])
+{
+    FILE *f = fopen(file, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
+    int ok = buf && fread(buf, 1, (size_t)n, f) == (size_t)n;
+    fclose(f);
+    if (ok) ref_hash(buf, (size_t)n, out);
+    free(buf);
+    return ok ? 0 : -1;
+}
+
+/* The hash recorded for every input of dataset-less store st's runs, by path. */
+static void recorded_hash(const char *store, const char *file, char *got, size_t cap)
+{
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    char p[700];
+    snprintf(p, sizeof p, "%s/meta.sqlite", store);
+    got[0] = 0;
+    if (sqlite3_open(p, &db) != SQLITE_OK) return;
+    if (sqlite3_prepare_v2(db, "SELECT content_hash FROM ingest_inputs WHERE path = ?", -1, &q, NULL)
+        == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, file, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) == SQLITE_ROW) snprintf(got, cap, "%s", (const char *)sqlite3_column_text(q, 0));
+        sqlite3_finalize(q);
+    }
+    sqlite3_close(db);
+}
+
+/* The content hash recorded for an input is the block-list hash of the
+ * file's bytes however it is computed: digested by the ingest workers
+ * (dense safetensors: F32 / F16 / BF16, padded batches, several batches
+ * whose sequences straddle blocks, a run stopped by a bad sequence), from
+ * a mapping on a thread of its own (sparse safetensors) or by read()
+ * (JSONL) — each checked against ref_hash, written from the definition. */
 static void test_input_hash(void)
 {
-    TAP_BEGIN("input_hash_matches_file");
-    fx_dense d = { .logits_dtype = "F32", .ids_dtype = "I64", .N = 6, .T = 9, .V = 300,
-                   .seed = 5, .nan_seq = 4, .nan_pos = 1 };
-    char err[1024], want[3][42], got[3][64] = { "", "", "" };
-    CHECK(fx_dense_write(path("hbad.safetensors"), &d, NULL, NULL, NULL) == 0, "fixture");
-    d.nan_seq = -1;
-    CHECK(fx_dense_write(path("h.safetensors"), &d, NULL, NULL, NULL) == 0, "fixture");
+    TAP_BEGIN("input_hash_matches_definition");
+    static const struct { const char *dt; uint32_t N, T, V; int pad, nan; size_t batch; } cs[] = {
+        {"F32", 6, 9, 300, 0, -1, 16}, {"F32", 6, 9, 300, 0, 4, 16}, {"F16", 5, 40, 1000, 0, -1, 16},
+        {"BF16", 7, 33, 2049, 1, -1, 50}, {"F32", 3, 64, 4096, 1, -1, 0}, {"F32", 9, 17, 32000, 0, -1, 20},
+        {"BF16", 4, 50, 777, 0, 2, 8},
+    };
+    char err[1024], want[SLIM_FILE_HASH_CAP], got[128], file[600], store[600];
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        fx_dense d = { .logits_dtype = cs[i].dt, .ids_dtype = "I64", .N = cs[i].N, .T = cs[i].T,
+                       .V = cs[i].V, .seed = 5 + i, .pad = cs[i].pad, .nan_seq = cs[i].nan, .nan_pos = 1 };
+        snprintf(file, sizeof file, "%s", path("h.safetensors"));
+        char sname[32];
+        snprintf(sname, sizeof sname, "hash%zu.store", i);
+        snprintf(store, sizeof store, "%s", path(sname));
+        CHECK(fx_dense_write(file, &d, NULL, NULL, NULL) == 0, "fixture");
+        slim_store *st = open_store(sname);
+        slim_ingest_opts o = { .dataset = "d", .teacher = "T", .sparsify = "topk:5", .temperature = 1,
+                               .args_json = "[]", .batch_positions = cs[i].batch };
+        const char *f[1] = { file };
+        slim_ingest_stats s;
+        int rc = st ? slim_ingest_files(st, &o, f, 1, &s, err, sizeof err) : -1;
+        CHECK(rc == (cs[i].nan >= 0 ? SLIM_EINVAL : 0), "case %zu: rc %d: %s", i, rc, err);
+        slim_store_close(st);
+        recorded_hash(store, file, got, sizeof got);
+        CHECK(ref_file_hash(file, want) == 0 && !strcmp(got, want), "case %zu (%s %ux%ux%u): recorded '%s', want '%s'",
+              i, cs[i].dt, cs[i].N, cs[i].T, cs[i].V, got, want);
+        CHECK(slim_file_hash(file, want, err, sizeof err) == 0 && !strcmp(got, want), "case %zu: read() gives '%s'", i, want);
+    }
+    /* sparse safetensors (hashed from the mapping on a thread) and JSONL (read()) */
     FILE *f = fopen(path("h.jsonl"), "w");
     CHECK(f && fputs("{\"id\":\"a\",\"tokens\":[1,2,3],\"top\":[[[5,-0.5]],[[6,-0.25]]]}\n", f) >= 0
           && fclose(f) == 0, "jsonl fixture");
-    char files[3][600];  /* path() recycles its buffers */
-    snprintf(files[0], sizeof files[0], "%s", path("h.safetensors"));
-    snprintf(files[1], sizeof files[1], "%s", path("hbad.safetensors"));
-    snprintf(files[2], sizeof files[2], "%s", path("h.jsonl"));
-    slim_store *st = open_store("hash.store");
-    slim_ingest_stats s;
-    CHECK(st && ingest(st, "d", "topk:5", files[0], 0, &s, err) == 0, "%s", err);
-    CHECK(st && ingest(st, "d2", "topk:5", files[1], 0, &s, err) == SLIM_EINVAL, "bad file: %s", err);
+    snprintf(file, sizeof file, "%s", path("h.jsonl"));
+    slim_store *st = open_store("hashj.store");
     slim_ingest_opts o = { .dataset = "j", .teacher = "J", .vocab_size = 300, .temperature = 1,
                            .args_json = "[]" };
-    const char *jf[1] = { files[2] };
+    const char *jf[1] = { file };
+    slim_ingest_stats s;
     CHECK(st && slim_ingest_files(st, &o, jf, 1, &s, err, sizeof err) == 0, "jsonl: %s", err);
     slim_store_close(st);
-    sqlite3 *db;
-    sqlite3_stmt *q;
-    CHECK(sqlite3_open(path("hash.store/meta.sqlite"), &db) == SQLITE_OK &&
-          sqlite3_prepare_v2(db, "SELECT path, content_hash FROM ingest_inputs", -1, &q, NULL) == SQLITE_OK,
-          "sqlite: %s", sqlite3_errmsg(db));
-    while (sqlite3_step(q) == SQLITE_ROW)
-        for (int i = 0; i < 3; i++)
-            if (!strcmp((const char *)sqlite3_column_text(q, 0), files[i]))
-                snprintf(got[i], sizeof got[i], "%s", (const char *)sqlite3_column_text(q, 1));
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    for (int i = 0; i < 3; i++) {
-        CHECK(slim_file_hash(files[i], want[i], err, sizeof err) == 0, "%s", err);
-        CHECK(!strcmp(got[i], want[i]), "%s: recorded '%s', file '%s'", files[i], got[i], want[i]);
-    }
-    /* slim_hash_bytes (AVX2 kernels when the CPU has them) against the
-     * streamed read() of the same bytes, across XXH3's length classes */
+    recorded_hash(path("hashj.store"), file, got, sizeof got);
+    CHECK(ref_file_hash(file, want) == 0 && !strcmp(got, want), "jsonl: recorded '%s', want '%s'", got, want);
+    /* slim_hash_bytes and slim_file_hash against the definition, across
+     * the block boundaries and XXH3's length classes */
     size_t big = (3u << 20) + 12345;
     unsigned char *buf = malloc(big);
     for (size_t i = 0; buf && i < big; i++) buf[i] = (unsigned char)((i * 2654435761u) >> 13);
-    for (size_t len = 0; buf && len <= big; len = len < 4096 ? len + 61 : len == big ? big + 1 : big) {
-        char a[42], b[42];
+    static const size_t sizes[] = {0, 1, 16, 17, 128, 129, 240, 241, 4095, 65535, 65536, 65537,
+                                   131071, 131072, 200000, (3u << 20) + 12345};
+    for (size_t i = 0; buf && i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t len = sizes[i];
+        char a[SLIM_FILE_HASH_CAP], b[SLIM_FILE_HASH_CAP], r[SLIM_FILE_HASH_CAP];
         f = fopen(path("bytes.bin"), "wb");
         CHECK(f && fwrite(buf, 1, len, f) == len && fclose(f) == 0, "write");
-        slim_hash_bytes(buf, len, a);
-        CHECK(slim_file_hash(path("bytes.bin"), b, err, sizeof err) == 0 && !strcmp(a, b),
-              "%zu bytes: %s vs %s", len, a, b);
+        ref_hash(buf, len, r);
+        CHECK(slim_hash_bytes(buf, len, a) == 0 && !strcmp(a, r), "%zu bytes in memory: %s, want %s", len, a, r);
+        CHECK(slim_file_hash(path("bytes.bin"), b, err, sizeof err) == 0 && !strcmp(b, r),
+              "%zu bytes read(): %s, want %s", len, b, r);
     }
+    /* one flipped byte anywhere changes it */
+    char a0[SLIM_FILE_HASH_CAP], a1[SLIM_FILE_HASH_CAP];
+    slim_hash_bytes(buf, 200000, a0);
+    buf[131072] ^= 1;
+    slim_hash_bytes(buf, 200000, a1);
+    CHECK(strcmp(a0, a1), "a flipped byte left the hash unchanged");
     free(buf);
     TAP_END();
 }
@@ -356,6 +428,9 @@ int main(void)
 {
     const char *t = getenv("SLIM_TMP");
     snprintf(tmp, sizeof tmp, "%s", t ? t : "/tmp/slim_test_ingest");
+    char cmd[600];  /* a fresh directory: stores left by an earlier run would be re-runs */
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd)) return 1;
     mkdir(tmp, 0755);
     roundtrip("roundtrip_f32_i64", "F32", "I64", 0);
     roundtrip("roundtrip_f16_i32_lengths", "F16", "I32", 1);

@@ -26,7 +26,7 @@ expect_err shape_msg "'bad_shape.st': byte [0-9]+: shape mismatch: input_ids \[1
 expect nan_exit 1 ing --dataset d --sparsify topk:4 nan.st
 expect_err nan_msg "'nan.st': sequence 2 position 3: logit of token 1 is NaN"
 expect_err nan_committed "committed 2 new sequences before the error"
-run sqlite3 "$S/meta.sqlite" "SELECT r.status, i.added, i.refused, i.content_hash LIKE 'xxh3-128:%' FROM ingest_runs r JOIN ingest_inputs i ON i.run_id = r.id WHERE i.path = 'nan.st'"
+run sqlite3 "$S/meta.sqlite" "SELECT r.status, i.added, i.refused, i.content_hash LIKE 'xxh3-128x64k:%' FROM ingest_runs r JOIN ingest_inputs i ON i.run_id = r.id WHERE i.path = 'nan.st'"
 expect_out nan_run_recorded "^failed\|2\|1\|1$"
 
 : > empty.jsonl
