@@ -80,10 +80,12 @@ typedef struct qcur {
 static const char *const SCHEMA_POSITIONS =
     "CREATE TABLE x(dataset TEXT, seq INTEGER, pos INTEGER, token INTEGER,"
     " k INTEGER, entropy REAL, tail_mass REAL, top1 INTEGER,"
-    " top1_logprob REAL, token_logprob REAL, token_rank INTEGER)";
+    " top1_logprob REAL, token_logprob REAL, token_rank INTEGER,"
+    " PRIMARY KEY (dataset, seq, pos)) WITHOUT ROWID";
 static const char *const SCHEMA_TOPK =
     "CREATE TABLE x(dataset TEXT, seq INTEGER, pos INTEGER, rank INTEGER,"
-    " token INTEGER, piece TEXT, logit REAL, logprob REAL)";
+    " token INTEGER, piece TEXT, logit REAL, logprob REAL,"
+    " PRIMARY KEY (dataset, seq, pos, rank)) WITHOUT ROWID";
 
 static int set_err(sqlite3_vtab *vt, slimq *q, int rc)
 {
