@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include "ingest.h"
 
 /* -------------------------------------------------------------- batches */
@@ -25,6 +26,18 @@ void slim_batch_release(slim_batch *b)
     memset(b, 0, sizeof *b);
 }
 
+/* Large pools (a dense batch's entries: ~16 MB each) are first touched by
+ * the sparsifier's stores, and on a VM a 4 KiB page fault costs several µs
+ * (about a sixth of a dense ingest's CPU when measured): ask for transparent
+ * huge pages over their 2 MiB-aligned interior.  Advice only: a kernel
+ * without THP (or with it off) ignores it and nothing else changes. */
+static void advise_huge(void *p, size_t n)
+{
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), e = ((uintptr_t)p + n) & ~(huge - 1);
+    if (e > a) madvise((void *)a, e - a, MADV_HUGEPAGE);
+}
+
 static int grow(void **p, size_t *cap, size_t need, size_t elt)
 {
     if (need <= *cap) return 0;
@@ -32,6 +45,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t elt)
     while (n < need) n *= 2;
     void *q = realloc(*p, n * elt);
     if (!q) return SLIM_ENOMEM;
+    if (n * elt >= ((size_t)4 << 20)) advise_huge(q, n * elt);
     *p = q;
     *cap = n;
     return 0;
