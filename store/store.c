@@ -248,6 +248,14 @@ static int user_version(sqlite3 *db, int *v)
     return rc;
 }
 
+static int newer_err(slim_store *st, int v)
+{
+    return slim__err(st, SLIM_EVERSION,
+                     "store '%s' has format version %d, newer than this slim's %d; "
+                     "upgrade slim (the store was left untouched)",
+                     st->path, v, slim_schema_version);
+}
+
 /* Reads the version with a read-only connection so that a store from a newer
  * slim is refused before anything (even a -wal file) is created. */
 static int check_version_untouched(slim_store *st, const char *dbpath)
@@ -270,12 +278,7 @@ static int check_version_untouched(slim_store *st, const char *dbpath)
         return rc;
     }
     sqlite3_close(db);
-    if (v > slim_schema_version)
-        return slim__err(st, SLIM_EVERSION,
-                         "store '%s' has format version %d, newer than this slim's %d; "
-                         "upgrade slim (the store was left untouched)",
-                         st->path, v, slim_schema_version);
-    return 0;
+    return v > slim_schema_version ? newer_err(st, v) : 0;
 }
 
 static int migrate(slim_store *st)
@@ -329,7 +332,9 @@ static int open_sqlite(slim_store *st, const char *dbpath, int create)
         if ((rc = migrate(st))) return rc;
     } else {
         if (user_version(st->db, &st->format_version) != SQLITE_OK)
-            return slim__sql_err(st, st->db, "reading the schema version");
+            return slim__err(st, SLIM_ENOSTORE, "'%s' is not a slim store: %s", st->path,
+                             sqlite3_errmsg(st->db));
+        if (st->format_version > slim_schema_version) return newer_err(st, st->format_version);
         if (st->format_version < slim_schema_version)
             return slim__err(st, SLIM_EVERSION,
                              "store '%s' has format version %d and needs migrating to %d; "
@@ -489,7 +494,10 @@ static int open_dir(slim_store *st, const char *dir, unsigned flags)
     if (!exists && !create)
         return slim__err(st, SLIM_ENOSTORE, "'%s' is not a slim store (no meta.sqlite)", dir);
     int rc;
-    if (exists && (rc = check_version_untouched(st, dbpath))) return rc;
+    /* A read-only handle's own connection is read-only and checks the
+     * version itself: the extra connection (a third of a short
+     * slim-query's SQLite set-up) is only for opens that could write. */
+    if (exists && !(flags & SLIM_OPEN_RDONLY) && (rc = check_version_untouched(st, dbpath))) return rc;
     if (!(flags & SLIM_OPEN_RDONLY)) {
         st->lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
         if (st->lockfd < 0)

@@ -622,6 +622,12 @@ static void test_newer_format(void)
     CHECK(rc == SLIM_EVERSION, "rc %d", rc);
     CHECK(strstr(slim_errmsg(st), "999") && strstr(slim_errmsg(st), "newer"), "message: %s", slim_errmsg(st));
     slim_store_close(st);
+    /* read-only: its own (read-only) connection checks, with the same message */
+    rc = slim_store_open(&st, dir, SLIM_OPEN_RDONLY);
+    CHECK(rc == SLIM_EVERSION, "read-only: rc %d", rc);
+    CHECK(strstr(slim_errmsg(st), "999") && strstr(slim_errmsg(st), "newer"), "read-only: message: %s",
+          slim_errmsg(st));
+    slim_store_close(st);
     stat(p, &b);
     CHECK(a.st_size == b.st_size && a.st_mtime == b.st_mtime && access(wal, F_OK) != 0, "store was touched");
     TAP_END();
