@@ -103,7 +103,8 @@ CREATE TABLE ingest_runs (
 CREATE TABLE ingest_inputs (
     run_id       INTEGER NOT NULL REFERENCES ingest_runs(id),
     path         TEXT NOT NULL,
-    content_hash TEXT,                 -- e.g. 'sha256:...' of the file
+    content_hash TEXT,                 -- 'xxh3-128x64k:' + 32 hex digits, docs/INGEST.md; 'directory' for an npy
+                                       -- directory; stores from before 2026-12 hold 'xxh3-128:' (of the bytes)
     added        INTEGER NOT NULL DEFAULT 0,
     skipped      INTEGER NOT NULL DEFAULT 0,
     refused      INTEGER NOT NULL DEFAULT 0
