@@ -168,6 +168,7 @@ typedef struct recorder {
     const char *snap, *snap_hash;
     char last_sha[65];
     uint64_t last_step;
+    int failed;               /* a record could not be written: exit 1 at the end */
 } recorder;
 
 /* A short-lived writer on its own store handle: never held across steps. */
@@ -175,15 +176,20 @@ static int with_writer(recorder *r, int (*fn)(recorder *, sqlite3 *, void *), vo
 {
     slim_store *st = NULL;
     slim_writer *w = NULL;
-    int rc = slim_store_open(&st, r->dir, 0);
+    int rc = slim_store_open(&st, r->dir, 0), in_fn = 0;
     if (!rc) rc = slim_write_begin(st, &w);
     if (!rc) {
         rc = fn(r, slim_writer_sqlite(w), arg);
+        in_fn = rc != 0;  /* fn said why, on stderr */
         if (rc) slim_write_abort(w);
         else rc = slim_write_commit(w);
     }
-    if (rc) fprintf(stderr, "%s: cannot record the run in '%s': %s\n", prog, r->dir,
-                    st ? slim_errmsg(st) : slim_strerror(rc));
+    if (rc) {
+        if (in_fn) fprintf(stderr, "%s: cannot record the run in '%s'\n", prog, r->dir);
+        else fprintf(stderr, "%s: cannot record the run in '%s': %s\n", prog, r->dir,
+                     st ? slim_errmsg(st) : slim_strerror(rc));
+        r->failed = 1;
+    }
     slim_store_close(st);
     return rc;
 }
@@ -194,10 +200,28 @@ static void bind_num(sqlite3_stmt *q, int i, double v)
     else sqlite3_bind_double(q, i, v);
 }
 
+/* A failed statement on a run record: say which table and why (SQLite's
+ * message), for with_writer's line after it.  Returns SLIM_EIO. */
+static int sql_fail(sqlite3 *db, const char *table)
+{
+    fprintf(stderr, "%s: %s: %s\n", prog, table, sqlite3_errmsg(db));
+    return SLIM_EIO;
+}
+
+/* Step q once; 0 when done, else sql_fail. */
+static int step_done(sqlite3 *db, sqlite3_stmt *q, const char *table)
+{
+    return sqlite3_step(q) == SQLITE_DONE ? 0 : sql_fail(db, table);
+}
+
+/* Metrics and checkpoints buffered since the last flush.  Each statement is
+ * finalized exactly once on every path (a failed metrics insert used to
+ * finalize the metrics statement twice when a checkpoint was pending:
+ * a crash inside SQLite at the end of a run). */
 static int put_rows(recorder *r, sqlite3 *db, void *arg)
 {
     (void)arg;
-    sqlite3_stmt *q = NULL;
+    sqlite3_stmt *q = NULL, *qc = NULL;
     int rc = sqlite3_prepare_v2(db, "INSERT INTO run_metrics VALUES (?,?,?,?,?,?,?,?,?,?,?)", -1, &q, NULL);
     for (int i = 0; i < r->nbuf && rc == SQLITE_OK; i++) {
         const slim_metrics *m = &r->buf[i];
@@ -207,25 +231,27 @@ static int put_rows(recorder *r, sqlite3 *db, void *arg)
         bind_num(q, 4, m->loss); bind_num(q, 5, m->ce); bind_num(q, 6, m->kd);
         bind_num(q, 7, m->w_mean); bind_num(q, 8, m->w_std); bind_num(q, 9, m->lr);
         bind_num(q, 10, m->grad_norm); bind_num(q, 11, m->tokens_per_s);
-        rc = sqlite3_step(q) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+        rc = step_done(db, q, "run_metrics");
         sqlite3_reset(q);
     }
+    if (!q) rc = sql_fail(db, "run_metrics");
     sqlite3_finalize(q);
     char now[32];
     iso_now(now);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?,?,?)", -1, &q, NULL);
+    if (rc == SQLITE_OK && r->nck &&
+        sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?,?,?)", -1, &qc, NULL))
+        rc = sql_fail(db, "checkpoints");
     for (int i = 0; i < r->nck && rc == SQLITE_OK; i++) {
-        sqlite3_bind_int64(q, 1, r->run_id);
-        sqlite3_bind_int64(q, 2, (int64_t)r->ck[i].step);
-        sqlite3_bind_text(q, 3, r->ck[i].path, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 4, r->ck[i].sha, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 5, (int64_t)r->ck[i].bytes);
-        sqlite3_bind_text(q, 6, now, -1, SQLITE_STATIC);
-        rc = sqlite3_step(q) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-        sqlite3_reset(q);
+        sqlite3_bind_int64(qc, 1, r->run_id);
+        sqlite3_bind_int64(qc, 2, (int64_t)r->ck[i].step);
+        sqlite3_bind_text(qc, 3, r->ck[i].path, -1, SQLITE_STATIC);
+        sqlite3_bind_text(qc, 4, r->ck[i].sha, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(qc, 5, (int64_t)r->ck[i].bytes);
+        sqlite3_bind_text(qc, 6, now, -1, SQLITE_STATIC);
+        rc = step_done(db, qc, "checkpoints");
+        sqlite3_reset(qc);
     }
-    if (r->nck) sqlite3_finalize(q);
+    sqlite3_finalize(qc);
     if (rc) return SLIM_EIO;
     r->nbuf = r->nck = 0;
     return 0;
@@ -304,7 +330,7 @@ static int put_eval(recorder *r, sqlite3 *db, void *arg)
     int rc = sqlite3_prepare_v2(db, "INSERT INTO eval_results (run_id, ckpt_sha256, step, snapshot,"
                                 " snapshot_hash, split, positions, perplexity, kl, top1_agree, ece,"
                                 " created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", -1, &q, NULL);
-    if (rc) return SLIM_EIO;
+    if (rc) return sql_fail(db, "eval_results");
     if (x->run_id > 0) sqlite3_bind_int64(q, 1, x->run_id);
     if (x->sha) sqlite3_bind_text(q, 2, x->sha, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 3, (int64_t)x->step);
@@ -315,7 +341,7 @@ static int put_eval(recorder *r, sqlite3 *db, void *arg)
     bind_num(q, 8, x->e->perplexity); bind_num(q, 9, x->e->kl);
     bind_num(q, 10, x->e->top1_agree); bind_num(q, 11, x->e->ece);
     sqlite3_bind_text(q, 12, now, -1, SQLITE_STATIC);
-    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : SLIM_EIO;
+    rc = step_done(db, q, "eval_results");
     sqlite3_finalize(q);
     return rc;
 }
@@ -357,7 +383,7 @@ static int put_run(recorder *r, sqlite3 *db, void *arg)
         " slim_weight, kd_weight, temperature, seed, threads, blas, steps, params, config,"
         " code_version, resumed_from, parent_run, started_at, status)"
         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'running')", -1, &q, NULL);
-    if (rc) return SLIM_EIO;
+    if (rc) return sql_fail(db, "runs");
     sqlite3_bind_text(q, 1, r->snap, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, r->snap_hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, slim_loss_kind_name(c->loss.kind), -1, SQLITE_STATIC);
@@ -377,7 +403,7 @@ static int put_run(recorder *r, sqlite3 *db, void *arg)
     if (x->resumed_from) sqlite3_bind_text(q, 15, x->resumed_from, -1, SQLITE_STATIC);
     if (x->parent > 0) sqlite3_bind_int64(q, 16, x->parent);
     sqlite3_bind_text(q, 17, now, -1, SQLITE_STATIC);
-    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : SLIM_EIO;
+    rc = step_done(db, q, "runs");
     sqlite3_finalize(q);
     r->run_id = sqlite3_last_insert_rowid(db);
     return rc;
@@ -392,12 +418,12 @@ static int end_run(recorder *r, sqlite3 *db, void *arg)
     if (sqlite3_prepare_v2(db, "UPDATE runs SET status = ?, ended_at = ?, final_step ="
                            " (SELECT max(step) FROM run_metrics WHERE run_id = ?) WHERE id = ?",
                            -1, &q, NULL))
-        return SLIM_EIO;
+        return sql_fail(db, "runs");
     sqlite3_bind_text(q, 1, x->status, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, now, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 3, r->run_id);
     sqlite3_bind_int64(q, 4, r->run_id);
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : SLIM_EIO;
+    int rc = step_done(db, q, "runs");
     sqlite3_finalize(q);
     return rc;
 }
@@ -553,6 +579,9 @@ static int train_main(int argc, char **argv)
     if (rc < 0) slim_die(1, "%s", err);
     if (!o.json) printf("%s step %llu: %s (sha256 %s)\n", rc ? "stopped at" : "done,",
                         (unsigned long long)r.last_step, o.out, r.last_sha);
+    if (r.failed)  /* the model is safe; what the store says of the run is not complete */
+        slim_die(1, "'%s' was written, but the run's record in '%s' is incomplete (see above)", o.out,
+                 r.dir);
     free(json);
     slim_storesrc_free(&tr);
     slim_storesrc_free(&va);

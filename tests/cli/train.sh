@@ -56,6 +56,19 @@ if command -v slim-store > /dev/null && command -v slim-ingest > /dev/null; then
         expect train_e2e_query 0 slim-query --csv "SELECT loss, status, final_step FROM runs ORDER BY id"
         expect_out train_e2e_query_row '^slim,done,30'
     fi
+    # a run whose records cannot be written (here a trigger refuses the metrics)
+    # still writes its checkpoint, says why, exits 1 — and does not crash: a
+    # failed metrics insert with a checkpoint pending used to finalize a
+    # statement twice
+    if command -v sqlite3 > /dev/null; then
+        sqlite3 "$T/store/meta.sqlite" "CREATE TRIGGER refuse_metrics BEFORE INSERT ON run_metrics
+            BEGIN SELECT RAISE(ABORT, 'metrics refused by the test'); END"
+        expect train_record_fails 1 slim-train --snapshot snap --out "$T/c.ckpt" --preset tiny --ctx 16 --steps 10 --threads 1
+        expect_err train_record_fails_why '^slim-train: run_metrics: metrics refused by the test'
+        expect_err train_record_fails_msg "c.ckpt' was written, but the run's record in '.*' is incomplete"
+        check train_record_fails_ckpt test -s "$T/c.ckpt"
+        sqlite3 "$T/store/meta.sqlite" "DROP TRIGGER refuse_metrics"
+    fi
 else
     echo "# slim-store / slim-ingest not built: end-to-end part skipped"
 fi
