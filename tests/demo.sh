@@ -48,7 +48,7 @@ default)
     SIZES="100 300 760" S_SHAPE="--layers 2 --dim 48 --heads 4 --ctx 128" S_STEPS=200 S_BATCH=16 S_LR=3e-3
     ;;
 full)
-    # 1 h 46 min measured on a loaded 2-core VM, before batched teacher inference (docs/RESULTS.md)
+    # 25 min measured on an idle 2-core VM (docs/RESULTS.md)
     CORPUS_BYTES=0 VOCAB=2048 TCTX=128
     T_SHAPE="--layers 6 --dim 256 --heads 8 --ctx 128" T_STEPS=800 T_BATCH=16 T_LR=1.5e-3
     NPROMPT=400 N1=2000 N2=2000 NREP=64 NHELD=500 MAXTOK=96 SAMPLES=128
