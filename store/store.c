@@ -256,8 +256,9 @@ static int newer_err(slim_store *st, int v)
                      st->path, v, slim_schema_version);
 }
 
-/* Reads the version with a read-only connection so that a store from a newer
- * slim is refused before anything (even a -wal file) is created. */
+/* For a read-write open: reads the version with a read-only connection so
+ * that a store from a newer slim is refused before anything (even a -wal
+ * file) is created. */
 static int check_version_untouched(slim_store *st, const char *dbpath)
 {
     sqlite3 *db = NULL;
@@ -272,10 +273,10 @@ static int check_version_untouched(slim_store *st, const char *dbpath)
                            db ? sqlite3_errmsg(db) : "cannot open meta.sqlite");
         sqlite3_close(db);
         /* A read-only connection cannot recover a WAL left by a killed
-         * process (SQLITE_READONLY_*): a read-write open can, and checks the
-         * version again inside its migration transaction. */
-        if (!(st->flags & SLIM_OPEN_RDONLY) && (ec & 0xff) != SQLITE_NOTADB) return 0;
-        return rc;
+         * process (SQLITE_READONLY_*): the read-write open that called this
+         * can, and checks the version again inside its migration
+         * transaction. */
+        return (ec & 0xff) != SQLITE_NOTADB ? 0 : rc;
     }
     sqlite3_close(db);
     return v > slim_schema_version ? newer_err(st, v) : 0;
@@ -495,8 +496,8 @@ static int open_dir(slim_store *st, const char *dir, unsigned flags)
         return slim__err(st, SLIM_ENOSTORE, "'%s' is not a slim store (no meta.sqlite)", dir);
     int rc;
     /* A read-only handle's own connection is read-only and checks the
-     * version itself: the extra connection (a third of a short
-     * slim-query's SQLite set-up) is only for opens that could write. */
+     * version itself (open_sqlite): the extra connection is only for opens
+     * that could write. */
     if (exists && !(flags & SLIM_OPEN_RDONLY) && (rc = check_version_untouched(st, dbpath))) return rc;
     if (!(flags & SLIM_OPEN_RDONLY)) {
         st->lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
