@@ -50,7 +50,8 @@ static void setup(void)
 static void same(const slim_tok *a, const slim_tok *b)
 {
     if (slim_tok_kind(a) != slim_tok_kind(b) || slim_tok_size(a) != slim_tok_size(b) ||
-        a->nmerge != b->nmerge || memcmp(a->merge, b->merge, (size_t)a->nmerge * 3 * sizeof *a->merge))
+        a->nmerge != b->nmerge ||
+        (a->nmerge && memcmp(a->merge, b->merge, (size_t)a->nmerge * 3 * sizeof *a->merge)))
         abort();
     for (uint32_t id = 0; id < slim_tok_size(a); id++) {
         size_t la = 0, lb = 0;
