@@ -257,9 +257,12 @@ static int put_rows(recorder *r, sqlite3 *db, void *arg)
     return 0;
 }
 
+/* Write what is buffered.  On failure the rows are dropped (the run ends
+ * with exit 1 and says its record is incomplete): the buffers are fixed
+ * arrays, and their callers append right after flushing a full one. */
 static void flush(recorder *r)
 {
-    if (r->nbuf || r->nck) with_writer(r, put_rows, NULL);
+    if ((r->nbuf || r->nck) && with_writer(r, put_rows, NULL)) r->nbuf = r->nck = 0;
 }
 
 static void fmt_eta(double s, char *b, size_t n)

@@ -63,7 +63,9 @@ if command -v slim-store > /dev/null && command -v slim-ingest > /dev/null; then
     if command -v sqlite3 > /dev/null; then
         sqlite3 "$T/store/meta.sqlite" "CREATE TRIGGER refuse_metrics BEFORE INSERT ON run_metrics
             BEGIN SELECT RAISE(ABORT, 'metrics refused by the test'); END"
-        expect train_record_fails 1 slim-train --snapshot snap --out "$T/c.ckpt" --preset tiny --ctx 16 --steps 10 --threads 1
+        # 300 logged steps: more than the recorder's 128-row buffer, which a
+        # failed flush must empty rather than overrun
+        expect train_record_fails 1 slim-train --snapshot snap --out "$T/c.ckpt" --preset tiny --ctx 16 --steps 300 --log-every 1 --threads 1
         expect_err train_record_fails_why '^slim-train: run_metrics: metrics refused by the test'
         expect_err train_record_fails_msg "c.ckpt' was written, but the run's record in '.*' is incomplete"
         check train_record_fails_ckpt test -s "$T/c.ckpt"
