@@ -280,11 +280,10 @@ static void bench_dense(uint32_t nseq)
     slim_ingest_stats s;
     int64_t rb;
     warm(file);
-    /* A first run, reported on its own: on this VM the first ingest after
-     * the file was written runs at about half the speed of the next ones
-     * with the same page faults and twice the user time (memory the guest
-     * has not touched before is slow the first time), which is not the
-     * steady state a multi-GB ingest lives in. */
+    /* A first run, reported on its own: on the development VM the first
+     * ingest after the file was written ran at about half the speed of a
+     * repeat, with the same page faults and twice the user time (cause not
+     * established; docs/BENCHMARKS.md, "Ingest").  Both are printed. */
     double c0 = cpu_s();
     if (run_ingest(pth("dense.store"), file, "topfrac:0.05", 0, 16, &s, &rb)) return;
     double cpu = cpu_s() - c0, pps = s.positions / s.seconds;

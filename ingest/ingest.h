@@ -74,14 +74,11 @@ int slim_sparsify_row(const slim_sparsifier *s, slim_sparse_ws *ws,
                       const float *x /* [V] */, uint32_t V, uint64_t stream,
                       slim_dist *out, uint32_t *bad);
 
-/* Tests: 1 forces the portable kernels (GCC vector extensions) instead of
- * the AVX2/FMA/BMI2 ones the CPU would get; 0 restores.  Process-wide, not
- * to be flipped while rows are being sparsified. */
-void slim_sparsify_portable(int on);
-/* The same with levels: the kernels use at most level cap (0 portable,
- * 1 AVX2/FMA/BMI2, 2 AVX-512 F/VL/BW/DQ; negative: no cap, the default) and
- * what the CPU has.  Returns the level now in effect.  Levels 1 and 2 give
- * bit-identical output. */
+/* Tests and benchmarks: the kernels use at most level cap (0 portable, GCC
+ * vector extensions; 1 AVX2/FMA/BMI2; 2 AVX-512 F/VL/BW/DQ; negative: no
+ * cap, the default) and what the CPU has.  Returns the level now in effect.
+ * Levels 1 and 2 give bit-identical output.  Process-wide, not to be
+ * changed while rows are being sparsified. */
 int slim_sparsify_level(int cap);
 
 /* Reference implementation (qsort of the whole row): for tests and the

@@ -187,7 +187,6 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 #define FAST512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi2,popcnt")))
 
 static int level_cap = 2;
-void slim_sparsify_portable(int on) { level_cap = on ? 0 : 2; }
 
 /* The level the kernels run at: the best the CPU has, at most level_cap
  * (libgcc fills the CPU model at load time; reading it is a load + test). */

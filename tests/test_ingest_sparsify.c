@@ -156,18 +156,18 @@ static void test_fast_vs_portable(void)
 
     /* the refusals stay exact on both paths: first bad id reported */
     TAP_BEGIN("sparsify_fast_portable_refusals");
-    for (int port = 0; port < 3; port++) {  /* here: the level cap */
+    for (int lv = 0; lv < 3; lv++) {  /* the level cap */
         uint32_t bad = 0;
-        slim_sparsify_level(port);
+        slim_sparsify_level(lv);
         make_row(&g, 0, x, 32000);
         x[20001] = INFINITY;
         x[30001] = NAN;
         CHECK(slim_sparsify_row(&sp, ws, x, 32000, 0, &a, &bad) == SLIM_EINVAL && bad == 20001,
-              "level %d: +Inf at %u", port, bad);
+              "level %d: +Inf at %u", lv, bad);
         x[20001] = 1.0f;
         x[31999] = -NAN;
         CHECK(slim_sparsify_row(&sp, ws, x, 32000, 0, &a, &bad) == SLIM_EINVAL && bad == 30001,
-              "level %d: NaN at %u", port, bad);
+              "level %d: NaN at %u", lv, bad);
         for (uint32_t i = 0; i < 32000; i++) x[i] = -INFINITY;
         CHECK(slim_sparsify_row(&sp, ws, x, 32000, 0, &a, &bad) == SLIM_EINVAL, "all -inf");
     }
@@ -179,11 +179,11 @@ static void test_fast_vs_portable(void)
     for (int r = 0; r < NKINDS; r++) {
         make_row(&g, r, x, 4103);
         double want = lse_ref(x, 4103);
-        for (int port = 0; port < 3; port++) {  /* the level cap */
-            slim_sparsify_level(port);
+        for (int lv = 0; lv < 3; lv++) {  /* the level cap */
+            slim_sparsify_level(lv);
             double got = slim_logsumexp(x, 4103);
             CHECK(fabs(got - want) / fmax(1.0, fabs(want)) <= 1e-6, "row kind %d level %d: %.9g "
-                  "want %.9g", r, port, got, want);
+                  "want %.9g", r, lv, got, want);
         }
     }
     slim_sparsify_level(-1);
