@@ -166,10 +166,8 @@ static double slim_rows_per_s(const float *rows, uint32_t V, int n, int threads,
         uint32_t bad;
         double c0 = thread_cpu_s();
 #pragma omp for schedule(dynamic, 8) nowait
-        for (int r = 0; r < n; r++) {  /* with the next-row hint, as the pipeline */
-            slim_sparse_ws_prefetch(ws, r + 1 < n ? rows + (size_t)(r + 1) * V : NULL, V * 4);
+        for (int r = 0; r < n; r++)
             slim_sparsify_row(&sp, ws, rows + (size_t)r * V, V, (uint64_t)r, &d, &bad);
-        }
         cpu += thread_cpu_s() - c0;
         slim_sparse_ws_free(ws);
         free(ids); free(vals);
@@ -298,11 +296,11 @@ static void bench_dense(uint32_t nseq)
            nseq, T, pps, pps / naive);
     printf("|   CPU time of the process: %.2f s = %.0f positions per CPU-second (load average %.1f) | | |\n",
            cpu, s.positions / cpu, load1());
-    printf("|   CPU µs/position: sparsify %.1f, prepare %.1f, writer %.1f, input hash %.1f, the rest %.1f "
-           "(page faults, OpenMP waits, fill, LMDB/SQLite) | | |\n",
-           s.cpu_sparsify * 1e6 / np, s.cpu_prepare * 1e6 / np, s.cpu_write * 1e6 / np,
-           s.cpu_hash * 1e6 / np,
-           (cpu - s.cpu_sparsify - s.cpu_prepare - s.cpu_write - s.cpu_hash) * 1e6 / np);
+    printf("|   CPU µs/position: read (pread) %.1f, sparsify %.1f, prepare %.1f, writer %.1f, input hash %.1f, "
+           "the rest %.1f (page faults, OpenMP waits, fill, LMDB/SQLite) | | |\n",
+           s.t_read * 1e6 / np, s.cpu_sparsify * 1e6 / np, s.cpu_prepare * 1e6 / np,
+           s.cpu_write * 1e6 / np, s.cpu_hash * 1e6 / np,
+           (cpu - s.t_read - s.cpu_sparsify - s.cpu_prepare - s.cpu_write - s.cpu_hash) * 1e6 / np);
     printf("|   stage wall seconds: fill %.2f, sparsify + prepare %.2f, store write %.2f, commit %.2f; %.0f B/position | | |\n",
            s.t_parse, s.t_sparsify, s.t_write, s.t_commit, (double)rb / s.positions);
     omp_set_num_threads(1);

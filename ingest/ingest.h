@@ -47,11 +47,6 @@ slim_sparse_ws *slim_sparse_ws_new(uint32_t V, uint32_t cap);
 void slim_sparse_ws_free(slim_sparse_ws *ws);
 /* The ws's float row buffer [V], for converting F16/BF16 input into. */
 float *slim_sparse_ws_row(slim_sparse_ws *ws);
-/* The row the caller will sparsify after the next one (len bytes; NULL:
- * none): the next slim_sparsify_row fetches it into cache during its
- * compute-bound second pass (rows from memory then cost what rows in cache
- * cost).  The hint holds for that one call. */
-void slim_sparse_ws_prefetch(slim_sparse_ws *ws, const void *next, size_t len);
 
 /*
  * Select the k largest of x[0..V) into ids[0..k) in ascending id order.
@@ -117,10 +112,12 @@ typedef struct slim_tensor {
 typedef struct slim_tensors {
     int n;
     slim_tensor t[SLIM_MAXTENSORS];
-    /* mappings owned (one for safetensors, one per file for npy) */
+    /* mappings owned (one for safetensors, one per file for npy), each
+     * with its file kept open: dense rows are read with pread (source.c) */
     int nmaps;
     void *map[SLIM_MAXTENSORS];
     size_t maplen[SLIM_MAXTENSORS];
+    int fd[SLIM_MAXTENSORS];
 } slim_tensors;
 
 /* Parse a safetensors image buf[len] (any tensors; unknown names kept). */
@@ -150,8 +147,10 @@ typedef struct slim_iseq {
     uint32_t T;
     uint32_t npos;
     size_t dist_off;           /* into batch->dists */
-    const uint8_t *rows;       /* dense: row of position 0, else NULL */
+    const uint8_t *rows;       /* dense: row of position 0 in the mapping, else NULL */
     size_t row_stride;         /* bytes between rows */
+    int fd;                    /* dense: the file the rows are read from (pread) */
+    uint64_t rows_off;         /*   and row 0's byte offset in it */
     int dtype;                 /* dense rows' SLIM_DT_* */
     char where[96];            /* "sequence 3" / "line 12": for messages */
 } slim_iseq;
@@ -246,8 +245,10 @@ typedef struct slim_ingest_stats {
     double t_parse, t_sparsify, t_write, t_commit;  /* wall seconds per stage */
     /* thread CPU seconds per stage, summed over threads: dense rows
      * sparsified (incl. F16/BF16 conversion), sequences prepared (validated
-     * and encoded), the writer (append + commit), the input hash */
-    double cpu_sparsify, cpu_prepare, cpu_write, cpu_hash;
+     * and encoded), the writer (append + commit), the input hash; and the
+     * workers' seconds in reading dense rows (pread: CPU for a file in the
+     * page cache, mostly waiting for the disk for one that is not) */
+    double cpu_sparsify, cpu_prepare, cpu_write, cpu_hash, t_read;
 } slim_ingest_stats;
 
 /* Ingest files[0..n) into the store.  On failure the message (naming the

@@ -27,6 +27,8 @@ typedef struct slim_src {
     uint64_t done_bytes;
     /* what the input says */
     int dense;                 /* dense logits to sparsify */
+    int rows_fd;               /* dense: the logits' file (of ts.fd) */
+    const uint8_t *rows_map;   /*   and its mapping (file offset 0) */
     int is_logprob;            /* values are log-probs (lse 0) */
     uint32_t V;                /* logit width when the input fixes it, else 0 */
 } slim_src;
@@ -44,14 +46,15 @@ void slim_src_close(slim_src *s);
 /*
  * The input content hash, built block by block (source.c has the
  * definition; slim_file_hash and slim_hash_bytes are its one-call forms).
- * Over a mapping, for a batch of rows ending at byte `end`: open a window
- * (slim_fhash_window), let workers digest the blocks that lie wholly inside
- * the rows each has finished (slim_fhash_upto: each block by at most one
- * worker, the windows' other blocks untouched), then fold the window in
- * order (slim_fhash_fold: the blocks ending by `end`, the missing ones
- * digested from the mapping).  slim_fhash_final digests and folds what is
- * left, so the hash is complete however far the ingest got.  Memory: 17
- * bytes per 64 KiB of a window, never per file.
+ * Over a mapping of the file, for a batch of rows ending at byte `end`:
+ * open a window (slim_fhash_window); workers that read the rows feed their
+ * bytes as they go (slim_fhash_feed: a block of the window that a worker
+ * holds from its first byte to its last is digested by that worker, each
+ * by at most one), then the window is folded in order (slim_fhash_fold:
+ * the blocks ending by `end`, the missing ones digested from the mapping).
+ * slim_fhash_final digests and folds what is left, so the hash is complete
+ * however far the ingest got.  Memory: 17 bytes per 64 KiB of a window,
+ * never per file.
  */
 #define SLIM_HASH_BLOCK 65536u
 struct XXH3_state_s;
@@ -66,21 +69,25 @@ typedef struct slim_fhash {
     struct XXH3_state_s *st;   /* XXH3-128 over d_0 ‖ d_1 ‖ … */
 } slim_fhash;
 
+/* A worker's run of consecutive bytes: the next byte it will feed, and the
+ * block it holds the start of (its digest so far in st). */
+typedef struct slim_fhash_run {
+    uint64_t at;
+    uint64_t blk;              /* UINT64_MAX: none */
+    void *st;                  /* an XXH3 state (source.c picks the build) */
+} slim_fhash_run;
+
 /* 0 or SLIM_ENOMEM.  map[len] must stay mapped until _final. */
 int slim_fhash_init(slim_fhash *h, const void *map, uint64_t len);
 /* The window for a batch whose rows end at byte `end`; on SLIM_ENOMEM the
  * window is empty (workers digest nothing, the fold does it all). */
 int slim_fhash_window(slim_fhash *h, uint64_t end);
-/* Whether block i is in the window and ends by byte `done`. */
-static inline int slim_fhash_due(const slim_fhash *h, uint64_t i, uint64_t done)
-{
-    return i < h->wend && i >= h->folded
-           && (done >= h->len || (i + 1) * (uint64_t)SLIM_HASH_BLOCK <= done);
-}
-/* A worker whose rows [lo, done) are finished, *next = the first block
- * starting at or after lo not yet digested: digest blocks *next.. that are
- * due, advancing *next.  Workers must pass disjoint [lo, done) ranges. */
-void slim_fhash_upto(slim_fhash *h, uint64_t *next, uint64_t done);
+/* A run starting at byte `at` (a worker's sequence): 0 or SLIM_ENOMEM. */
+int slim_fhash_run_start(slim_fhash_run *r, uint64_t at);
+/* The run's next n bytes, p: digest the window's blocks they complete.
+ * Runs of different workers must not overlap. */
+void slim_fhash_feed(slim_fhash *h, slim_fhash_run *r, const uint8_t *p, size_t n);
+void slim_fhash_run_release(slim_fhash_run *r);
 /* Fold blocks ending by byte `end` in order (digesting the missing ones)
  * and close the window. */
 void slim_fhash_fold(slim_fhash *h, uint64_t end);

@@ -1,15 +1,15 @@
 /*
  * pipeline.c — files to committed sequences.  Per batch (a few thousand
  * positions of whole sequences): parse, then on every core one task per
- * sequence sparsifies its dense rows (one workspace per thread, the next
- * row prefetched) and validates and encodes its records (slim_seq_prepare,
- * one preparer per thread); then one writer thread appends the prepared
- * sequences in input order — ingest-time dedup by exact tokens, prefix
- * sharing — and commits while the next batch is worked on.  The input's
- * content hash (a block-list hash, source.c) of dense safetensors is
- * digested by the workers, each 64 KiB block right after the rows holding
- * it are sparsified (from L2, not DRAM), the few others after each batch;
- * other inputs are hashed on a thread of its own meanwhile.  The unit of
+ * sequence reads its dense rows one at a time into a buffer (pread) and
+ * sparsifies them (one workspace per thread), and validates and encodes its
+ * records (slim_seq_prepare, one preparer per thread); then one writer
+ * thread appends the prepared sequences in input order — ingest-time dedup
+ * by exact tokens, prefix sharing — and commits while the next batch is
+ * worked on.  The input's content hash (a block-list hash, source.c) of
+ * dense safetensors is digested by the workers from the rows they read
+ * (from L2, not DRAM), the few blocks no worker holds whole after each
+ * batch; other inputs are hashed on a thread of its own meanwhile.  The unit of
  * atomicity is a sequence: a bad one stops the run after the sequences
  * before it are committed (docs/INGEST.md).
  */
@@ -28,7 +28,10 @@
 #include "vocab.h"
 #include "../train/tokenizer.h"
 
-typedef struct slim_badrow { uint32_t pos, id; } slim_badrow;  /* pos UINT32_MAX: none */
+/* A sequence's first bad dense row: pos UINT32_MAX none; err nonzero: the
+ * row could not be read (errno, or -1: the file ended early), else token
+ * id's logit is not finite (or every logit is -Inf). */
+typedef struct slim_badrow { uint32_t pos, id; int err; } slim_badrow;
 
 typedef struct ictx {
     slim_store *st;
@@ -49,7 +52,9 @@ typedef struct ictx {
     char werr[1024];            /* the writer side's error message */
     uint64_t seen;              /* positions sparsified (sample streams) */
     int64_t *wseq; size_t wseqcap;  /* seq number given to each batch entry, -1 = none */
-    slim_sparse_ws **ws; int nws; uint32_t wsV, wscap;
+    slim_sparse_ws **ws; int nws; uint32_t wsV, wscap;  /* per OpenMP thread: */
+    uint8_t **rbuf;             /*   a raw dense row (wsV * 4 bytes) */
+    slim_fhash_run *hrun;       /*   its run of the input hash */
     slim_preparer **pr; int npr;        /* one per OpenMP thread */
     slim_prepared **pp[2]; size_t ppn[2];  /* per batch entry, per batch buffer */
     slim_badrow *bad; size_t badcap;    /* per batch entry: its first bad dense row */
@@ -61,6 +66,7 @@ typedef struct ictx {
     int fatal;                  /* an error message is in err */
     slim_fhash fh;              /* the input's hash, when fh_on: digested by the workers */
     int fh_on;
+    int fh_lost;                /* a row could not be read: no hash for this input */
 } ictx;
 
 static double now_s(void)
@@ -150,19 +156,36 @@ static int file_vocab(ictx *c, const slim_src *s, uint32_t *V)
 
 /* ------------------------------------------------------------ sparsify */
 
+static void free_ws(ictx *c)
+{
+    for (int i = 0; i < c->nws; i++) {
+        slim_sparse_ws_free(c->ws[i]);
+        free(c->rbuf[i]);
+        slim_fhash_run_release(&c->hrun[i]);
+    }
+    free(c->ws); free(c->rbuf); free(c->hrun);
+    c->ws = NULL; c->rbuf = NULL; c->hrun = NULL;
+    c->nws = 0;
+    c->wsV = 0;
+}
+
 static int ensure_ws(ictx *c, uint32_t V, uint32_t cap)
 {
     int n = omp_get_max_threads();
     if (c->ws && c->wsV == V && c->wscap >= cap && c->nws >= n) return 0;
-    for (int i = 0; i < c->nws; i++) slim_sparse_ws_free(c->ws[i]);
-    free(c->ws);
+    free_ws(c);
     c->ws = calloc((size_t)n, sizeof *c->ws);
-    c->nws = c->ws ? n : 0;
-    for (int i = 0; i < c->nws; i++)
-        if (!(c->ws[i] = slim_sparse_ws_new(V, cap))) return SLIM_ENOMEM;
+    c->rbuf = calloc((size_t)n, sizeof *c->rbuf);
+    c->hrun = calloc((size_t)n, sizeof *c->hrun);
+    if (!c->ws || !c->rbuf || !c->hrun) { free_ws(c); return SLIM_ENOMEM; }
+    c->nws = n;
+    size_t rb = ((size_t)V * 4 + 63) & ~(size_t)63;  /* F32 is the widest dtype */
+    for (int i = 0; i < n; i++)
+        if (!(c->ws[i] = slim_sparse_ws_new(V, cap)) || !(c->rbuf[i] = aligned_alloc(64, rb)))
+            return SLIM_ENOMEM;
     c->wsV = V;
     c->wscap = cap;
-    return c->ws ? 0 : SLIM_ENOMEM;
+    return 0;
 }
 
 static double thread_cpu_s(void)
@@ -200,52 +223,66 @@ static int ensure_workers(ictx *c, int which, size_t nseq)
     return 0;
 }
 
-/* A sequence's share of the input hash: its rows are bytes [lo, lo + npos *
- * row_stride) of the hashed mapping, next its first block not yet digested;
- * t the seconds spent digesting.  fh NULL: not hashed here. */
-typedef struct seqhash {
-    slim_fhash *fh;
-    uint64_t lo, next;
-    double t;
-} seqhash;
-
-/* Sparsify the dense rows of sequence q (its dists are laid out), digesting
- * the hash blocks each row completes (sh); on a bad row fill *br and return
- * nonzero.  stream0: sample stream of the batch's first position. */
-static int sparsify_seq(ictx *c, slim_sparse_ws *ws, slim_batch *b, const slim_iseq *q,
-                        uint32_t V, uint64_t stream0, slim_badrow *br, seqhash *sh)
+/* Read row bytes [off, off + n) of fd into buf: 0, or -1 with errno (0 at
+ * the end of the file: it shrank since it was opened). */
+static int read_row(int fd, uint8_t *buf, size_t n, uint64_t off)
 {
+    while (n) {
+        ssize_t r = pread(fd, buf, n, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) { if (!r) errno = 0; return -1; }
+        buf += r; n -= (size_t)r; off += (uint64_t)r;
+    }
+    return 0;
+}
+
+/*
+ * Sparsify the dense rows of sequence q (its dists are laid out), each read
+ * into buf (pread: on the development VM a first pass over a fresh mapping
+ * of page-cache pages ran at a third of pread's speed, docs/BENCHMARKS.md)
+ * and, with hash (fh non-NULL), fed to the input hash while it is in L2
+ * (*th: seconds spent there).  On a bad or unreadable row fill *br and
+ * return nonzero.  stream0: sample stream of the batch's first position.
+ */
+static int sparsify_seq(ictx *c, slim_sparse_ws *ws, uint8_t *buf, slim_batch *b,
+                        const slim_iseq *q, uint32_t V, uint64_t stream0, slim_badrow *br,
+                        slim_fhash *fh, slim_fhash_run *hr, double *th, double *tr)
+{
+    if (fh && slim_fhash_run_start(hr, q->rows_off)) fh = NULL;  /* the fold digests them */
     for (uint32_t t = 0; t < q->npos; t++) {
-        const uint8_t *raw = q->rows + t * q->row_stride;
-        const float *x = (const float *)(const void *)raw;
-        if (q->dtype != SLIM_DT_F32 || ((uintptr_t)x & 3)) {
+        double r0 = now_s();
+        int rr = read_row(q->fd, buf, q->row_stride, q->rows_off + t * q->row_stride);
+        *tr += now_s() - r0;
+        if (rr) {
+            br->pos = t;
+            br->err = errno ? errno : -1;
+            return 1;
+        }
+        const float *x = (const float *)(const void *)buf;
+        if (q->dtype != SLIM_DT_F32) {
             float *row = slim_sparse_ws_row(ws);
-            slim_row_to_f32(q->dtype, raw, V, row);
+            slim_row_to_f32(q->dtype, buf, V, row);
             x = row;
         }
         size_t p = q->dist_off + t;
         uint32_t bad;
-        slim_sparse_ws_prefetch(ws, t + 1 < q->npos ? raw + q->row_stride : NULL, q->row_stride);
         if (slim_sparsify_row(&c->sp, ws, x, V, stream0 + (p - b->ndist0), &b->dists[p], &bad)) {
             br->pos = t;
             br->id = bad;
             return 1;
         }
-        /* the raw row (not its f32 copy) is in L2 now: digest the blocks it
-         * completes; timed by the vDSO clock, as a thread-CPU clock read
-         * is a system call per row */
-        uint64_t done = sh->lo + (uint64_t)(t + 1) * q->row_stride;
-        if (sh->fh && slim_fhash_due(sh->fh, sh->next, done)) {
+        /* timed by the vDSO clock: a thread-CPU clock read is a system
+         * call per row */
+        if (fh) {
             double h0 = now_s();
-            slim_fhash_upto(sh->fh, &sh->next, done);
-            sh->t += now_s() - h0;
+            slim_fhash_feed(fh, hr, buf, q->row_stride);
+            *th += now_s() - h0;
         }
     }
     return 0;
 }
 
-/* madvise(advice) over the pages of p[0..n); failure is harmless (no
- * MADV_POPULATE_READ before Linux 5.14: the workers fault the pages in). */
+/* madvise(advice) over the pages of p[0..n); failure is harmless. */
 static void advise(const void *p, uint64_t n, int advice)
 {
     static uintptr_t pg;
@@ -320,34 +357,31 @@ static int work_batch(ictx *c, int which, slim_batch *b, const slim_src *s, uint
     slim_prepared **pp = c->pp[which];
     uint64_t hlo = 0, hhi = 0;
     slim_fhash *fh = s->dense ? hash_window(c, b, &hlo, &hhi) : NULL;
-    double cs = 0, cp = 0, ch = 0;
+    double cs = 0, cp = 0, ch = 0, cr = 0;
     /* whole sequences per task: dense ones are ~100 positions of ~1600
      * entries each, so one task is a few ms and dynamic balancing is cheap */
-#pragma omp parallel for schedule(dynamic, 1) reduction(+:cs, cp, ch)
+#pragma omp parallel for schedule(dynamic, 1) reduction(+:cs, cp, ch, cr)
     for (size_t i = 0; i < nseq; i++) {
         const slim_iseq *q = &b->seqs[i];
         int tid = omp_get_thread_num();
-        /* map the rows' pages in one call (not timed: "the rest"): on small
-         * page-cache folios ~4 µs per 128 KB row, where faulting them in
-         * row by row costs ~9; never the whole file, whose memory would
-         * then grow with it */
-        if (s->dense) advise(q->rows, (uint64_t)q->npos * q->row_stride, MADV_POPULATE_READ);
-        double t0 = thread_cpu_s(), t1 = t0;
-        seqhash sh = { .fh = fh };
-        if (fh) {
-            sh.lo = (uint64_t)(q->rows - fh->map);
-            sh.next = (sh.lo + SLIM_HASH_BLOCK - 1) / SLIM_HASH_BLOCK;
-        }
-        c->bad[i].pos = UINT32_MAX;
-        int bad = s->dense && sparsify_seq(c, c->ws[tid], b, q, V, stream0, &c->bad[i], &sh);
+        double t0 = thread_cpu_s(), t1 = t0, th = 0, tr = 0;
+        c->bad[i] = (slim_badrow){ UINT32_MAX, 0, 0 };
+        int bad = s->dense && sparsify_seq(c, c->ws[tid], c->rbuf[tid], b, q, V, stream0,
+                                           &c->bad[i], fh, &c->hrun[tid], &th, &tr);
         if (s->dense) t1 = thread_cpu_s();
-        cs += t1 - t0 - sh.t;
-        ch += sh.t;
+        cs += t1 - t0 - th - tr;
+        ch += th;
+        cr += tr;
         if (bad) continue;
         slim_seq_prepare(c->pr[tid], c->filekind, &c->prec, c->fileV, b->tokens + q->tok_off, q->T,
                          b->dists + q->dist_off, q->npos, pp[i]);
         cp += thread_cpu_s() - t1;
     }
+    for (size_t i = 0; fh && i < nseq; i++)
+        if (c->bad[i].pos != UINT32_MAX && c->bad[i].err) {  /* the file shrank: its map would fault */
+            c->fh_lost = 1;
+            fh = NULL;
+        }
     if (fh) {  /* the blocks no worker could digest: across sequences, outside rows, after a bad row */
         double h0 = thread_cpu_s();
         slim_fhash_fold(fh, hhi);
@@ -356,13 +390,23 @@ static int work_batch(ictx *c, int which, slim_batch *b, const slim_src *s, uint
     c->stats->cpu_sparsify += cs;
     c->stats->cpu_prepare += cp;
     c->stats->cpu_hash += ch;
+    c->stats->t_read += cr;
     for (size_t i = 0; i < nseq; i++) {
         const slim_iseq *q = &b->seqs[i];
-        if (c->bad[i].pos == UINT32_MAX) continue;
-        const uint8_t *row = q->rows + c->bad[i].pos * q->row_stride;
-        float v = slim_float_at(q->dtype, row, c->bad[i].id);
+        const slim_badrow *br = &c->bad[i];
+        if (br->pos == UINT32_MAX) continue;
+        if (br->err) {
+            snprintf(c->err, c->cap, "'%s': %s position %u: cannot read its logits (byte %llu): %s",
+                     s->path, q->where, br->pos,
+                     (unsigned long long)(q->rows_off + br->pos * q->row_stride),
+                     br->err > 0 ? strerror(br->err) : "the file ended early (was it truncated?)");
+            *nseq_ok = i;
+            return SLIM_EIO;
+        }
+        const uint8_t *row = q->rows + br->pos * q->row_stride;
+        float v = slim_float_at(q->dtype, row, br->id);
         snprintf(c->err, c->cap, "'%s': %s position %u: logit of token %u is %s", s->path,
-                 q->where, c->bad[i].pos, c->bad[i].id,
+                 q->where, br->pos, br->id,
                  v != v ? "NaN" : v == INFINITY ? "+Inf" : "-Inf everywhere");
         *nseq_ok = i;
         return SLIM_EINVAL;
@@ -693,10 +737,11 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt)
         /* what the workers left (everything after an early stop), only
          * when there is a run to record it in */
         double h0 = thread_cpu_s();
-        if (c->run) slim_fhash_final(&c->fh, hash);
+        if (c->fh_lost) snprintf(hash, sizeof hash, "unknown");  /* not recorded as a hash */
+        else if (c->run) slim_fhash_final(&c->fh, hash);
         c->stats->cpu_hash += thread_cpu_s() - h0;
         slim_fhash_release(&c->fh);
-        c->fh_on = 0;
+        c->fh_on = c->fh_lost = 0;
     } else if (nf == 1 && S_ISREG(sb.st_mode)) {
         c->stats->cpu_hash += hj.cpu;
         memcpy(hash, hj.hash, sizeof hash);
@@ -778,8 +823,7 @@ int slim_ingest_files(slim_store *st, const slim_ingest_opts *o, const char *con
     else stats->bytes_after = stats->bytes_before;
     slim_batch_release(&c.bb[0]);
     slim_batch_release(&c.bb[1]);
-    for (int i = 0; i < c.nws; i++) slim_sparse_ws_free(c.ws[i]);
-    free(c.ws);
+    free_ws(&c);
     for (int i = 0; i < c.npr; i++) slim_preparer_free(c.pr[i]);
     free(c.pr);
     for (int k = 0; k < 2; k++) {

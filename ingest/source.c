@@ -128,6 +128,14 @@ static int layout(slim_src *s, char *err, size_t cap)
         return SLIM_EINVAL;
     }
     s->V = s->dense ? s->W : 0;
+    s->rows_fd = -1;
+    for (int i = 0; s->dense && i < s->ts.nmaps; i++) {  /* the file the rows are read from */
+        const uint8_t *m = s->ts.map[i];
+        if (m && s->logits->data >= m && s->logits->data <= m + s->ts.maplen[i]) {
+            s->rows_fd = s->ts.fd[i];
+            s->rows_map = m;
+        }
+    }
     s->lengths = slim_tensors_find(ts, "lengths");
     s->mask = slim_tensors_find(ts, "attention_mask");
     if (s->lengths && (s->lengths->ndim != 1 || s->lengths->shape[0] != s->N
@@ -276,6 +284,8 @@ static int tensor_seq(slim_src *s, uint64_t n, uint32_t V, slim_batch *b, char *
         q->dtype = s->logits->dtype;
         q->row_stride = (size_t)s->W * slim_dtype_size(q->dtype);
         q->rows = s->logits->data + base * q->row_stride;
+        q->fd = s->rows_fd;
+        q->rows_off = (uint64_t)(q->rows - s->rows_map);
     } else {
         char msg[200];
         for (uint64_t t = 0; t < L; t++) {
@@ -490,16 +500,60 @@ int slim_fhash_window(slim_fhash *h, uint64_t end)
     return 0;
 }
 
-void slim_fhash_upto(slim_fhash *h, uint64_t *next, uint64_t done)
+/* XXH3-128 in pieces, for a block split across two rows (digest_block's
+ * dispatch, defined with it) */
+static void *stream_new(void);
+static void stream_free(void *st);
+static void stream_reset(void *st);
+static void stream_update(void *st, const void *p, size_t n);
+static void stream_digest(void *st, uint8_t d[16]);
+
+int slim_fhash_run_start(slim_fhash_run *r, uint64_t at)
 {
-    uint64_t i = *next;
-    if (i < h->folded) return;  /* not this window's: left to the fold */
-    for (; slim_fhash_due(h, i, done); i++) {
-        size_t k = (size_t)(i - h->folded);
-        digest_block(h->map + i * SLIM_HASH_BLOCK, block_len(h, i), h->dig[k]);
-        h->have[k] = 1;
+    if (!r->st && !(r->st = stream_new())) return SLIM_ENOMEM;
+    r->at = at;
+    r->blk = UINT64_MAX;
+    return 0;
+}
+
+void slim_fhash_run_release(slim_fhash_run *r)
+{
+    if (r->st) stream_free(r->st);
+    r->st = NULL;
+}
+
+/*
+ * A block wholly inside p is digested in one call; one that starts in p
+ * and goes on past it is begun in r->st and finished by the feeds that
+ * bring the rest (XXH3's streaming form gives the one-call digest).  A
+ * block the run did not see from its first byte is left to the fold.
+ */
+void slim_fhash_feed(slim_fhash *h, slim_fhash_run *r, const uint8_t *p, size_t n)
+{
+    uint64_t at = r->at, end = at + n;
+    while (at < end) {
+        uint64_t i = at / SLIM_HASH_BLOCK, bs = i * SLIM_HASH_BLOCK;
+        uint64_t be = bs + block_len(h, i), stop = be < end ? be : end;
+        const uint8_t *q = p + (at - r->at);
+        if (i >= h->folded && i < h->wend && (bs == at || r->blk == i)) {
+            size_t k = (size_t)(i - h->folded);
+            if (bs == at && stop == be) {
+                digest_block(q, (size_t)(be - bs), h->dig[k]);
+                h->have[k] = 1;
+            } else {
+                if (bs == at) stream_reset(r->st);
+                stream_update(r->st, q, (size_t)(stop - at));
+                r->blk = i;
+                if (stop == be) {
+                    stream_digest(r->st, h->dig[k]);
+                    h->have[k] = 1;
+                    r->blk = UINT64_MAX;
+                }
+            }
+        }
+        at = stop;
     }
-    *next = i;
+    r->at = end;
 }
 
 void slim_fhash_fold(slim_fhash *h, uint64_t end)
@@ -585,22 +639,63 @@ int slim_file_hash(const char *path, char hex[SLIM_FILE_HASH_CAP], char *err, si
  */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define SLIM_XXH_AVX512 1  /* not with clang (the fuzz build): the library only */
-/* out-parameters: XXH_INLINE_ALL renames XXH128_hash_t too */
+/* out-parameters: XXH_INLINE_ALL renames XXH128_hash_t (and the state) too */
 static void xxh3_128_avx512(const void *p, size_t n, uint64_t *hi, uint64_t *lo);
+static void *xs_new_avx512(void);
+static void xs_free_avx512(void *st);
+static void xs_reset_avx512(void *st);
+static void xs_update_avx512(void *st, const void *p, size_t n);
+static void xs_digest_avx512(void *st, uint64_t *hi, uint64_t *lo);
+#define AVX512 __builtin_cpu_supports("avx512f")
+#else
+#define AVX512 0
 #endif
+
+static void canonical(uint64_t hi, uint64_t lo, uint8_t d[16])  /* XXH128_canonical_t */
+{
+    for (int i = 0; i < 8; i++) {
+        d[i] = (uint8_t)(hi >> (56 - 8 * i));
+        d[8 + i] = (uint8_t)(lo >> (56 - 8 * i));
+    }
+}
 
 static void digest_block(const uint8_t *p, size_t n, uint8_t d[16])
 {
     XXH128_hash_t x;
 #ifdef SLIM_XXH_AVX512
-    if (__builtin_cpu_supports("avx512f")) xxh3_128_avx512(p, n, &x.high64, &x.low64);
+    if (AVX512) xxh3_128_avx512(p, n, &x.high64, &x.low64);
     else
 #endif
     x = XXH3_128bits(p, n);
-    for (int i = 0; i < 8; i++) {  /* XXH128_canonical_t */
-        d[i] = (uint8_t)(x.high64 >> (56 - 8 * i));
-        d[8 + i] = (uint8_t)(x.low64 >> (56 - 8 * i));
-    }
+    canonical(x.high64, x.low64, d);
+}
+
+#ifdef SLIM_XXH_AVX512
+#define XS(avx512_call, lib_call) do { if (AVX512) avx512_call; else lib_call; } while (0)
+#else
+#define XS(avx512_call, lib_call) do { lib_call; } while (0)
+#endif
+
+static void *stream_new(void)
+{
+    void *st;
+    XS(st = xs_new_avx512(), st = XXH3_createState());
+    return st;
+}
+
+static void stream_free(void *st) { XS(xs_free_avx512(st), XXH3_freeState(st)); }
+static void stream_reset(void *st) { XS(xs_reset_avx512(st), XXH3_128bits_reset(st)); }
+
+static void stream_update(void *st, const void *p, size_t n)
+{
+    XS(xs_update_avx512(st, p, n), XXH3_128bits_update(st, p, n));
+}
+
+static void stream_digest(void *st, uint8_t d[16])
+{
+    XXH128_hash_t x;
+    XS(xs_digest_avx512(st, &x.high64, &x.low64), x = XXH3_128bits_digest(st));
+    canonical(x.high64, x.low64, d);
 }
 
 #ifdef SLIM_XXH_AVX512
@@ -612,6 +707,18 @@ static void digest_block(const uint8_t *p, size_t n, uint8_t d[16])
 static void xxh3_128_avx512(const void *p, size_t n, uint64_t *hi, uint64_t *lo)
 {
     XXH128_hash_t h = XXH3_128bits(p, n);  /* the inline AVX-512 one, renamed */
+    *hi = h.high64;
+    *lo = h.low64;
+}
+
+static void *xs_new_avx512(void) { return XXH3_createState(); }
+static void xs_free_avx512(void *st) { XXH3_freeState(st); }
+static void xs_reset_avx512(void *st) { XXH3_128bits_reset(st); }
+static void xs_update_avx512(void *st, const void *p, size_t n) { XXH3_128bits_update(st, p, n); }
+
+static void xs_digest_avx512(void *st, uint64_t *hi, uint64_t *lo)
+{
+    XXH128_hash_t h = XXH3_128bits_digest(st);
     *hi = h.high64;
     *lo = h.low64;
 }

@@ -25,8 +25,6 @@ struct slim_sparse_ws {
     int32_t *bins;       /* [V] selection pre-pass; radix scratch */
     float *samp;         /* [V/SAMPLE_STRIDE+1] every 32nd logit */
     uint64_t perm8[256]; /* compress permutations (lane numbers as bytes) */
-    const char *next;    /* a row to prefetch during this one's second pass */
-    size_t next_len;
     double *cdf;         /* [V] SAMPLE: running probability mass */
     double *u;           /* [cap] SAMPLE: sorted uniforms */
     uint32_t *order;     /* [cap] TOPP: ids sorted by value */
@@ -158,11 +156,6 @@ void slim_sparse_ws_free(slim_sparse_ws *ws)
 
 float *slim_sparse_ws_row(slim_sparse_ws *ws) { return ws->row; }
 
-void slim_sparse_ws_prefetch(slim_sparse_ws *ws, const void *next, size_t len)
-{
-    ws->next = next;
-    ws->next_len = next ? len : 0;
-}
 
 /* ------------------------------------------------------------ logsumexp */
 
@@ -539,15 +532,10 @@ FAST static double sum_exp_collect_avx2(slim_sparse_ws *ws, const float *x, uint
     __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), eight = _mm256_set1_epi32(8);
     __m256d dacc = _mm256_setzero_pd();
     uint32_t n = 0, i = 0;
-    /* the next row's cache lines, one per 64 bytes of this row (this pass
-     * is compute-bound: the memory system is idle otherwise) */
-    const char *pf = ws && ws->next ? ws->next : NULL;
-    size_t pfl = pf ? ws->next_len : 0;
     for (; i + 256 <= V; i += 256) {
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
         for (uint32_t j = i; j < i + 256; j += 16) {
             __m256 v0 = _mm256_loadu_ps(x + j), v1 = _mm256_loadu_ps(x + j + 8);
-            if ((size_t)j * 4 < pfl) _mm_prefetch(pf + (size_t)j * 4, _MM_HINT_T0);
             a0 = _mm256_add_ps(a0, exp_le0_avx2(_mm256_sub_ps(v0, mv)));
             a1 = _mm256_add_ps(a1, exp_le0_avx2(_mm256_sub_ps(v1, mv)));
             if (oid) {  /* loop-invariant: unswitched */
@@ -637,13 +625,10 @@ FAST512 static double sum_exp_collect_avx512(slim_sparse_ws *ws, const float *x,
     const __m512i sixteen = _mm512_set1_epi32(16);
     __m256d dacc = _mm256_setzero_pd();
     uint32_t n = 0, i = 0;
-    const char *pf = ws && ws->next ? ws->next : NULL;
-    size_t pfl = pf ? ws->next_len : 0;
     for (; i + 256 <= V; i += 256) {
         __m512 a = _mm512_setzero_ps();
         for (uint32_t j = i; j < i + 256; j += 16) {
             __m512 v = _mm512_loadu_ps(x + j);
-            if ((size_t)j * 4 < pfl) _mm_prefetch(pf + (size_t)j * 4, _MM_HINT_T0);
             a = _mm512_add_ps(a, exp_le0_avx512(_mm512_sub_ps(v, mv)));
             if (oid) {  /* n <= j: the 16-wide stores stay inside the V slots */
                 __mmask16 k = _mm512_cmp_ps_mask(v, tv, _CMP_GE_OQ);
@@ -1085,7 +1070,6 @@ int slim_sparsify_row(const slim_sparsifier *s, slim_sparse_ws *ws, const float 
     double sum = lv == 2 ? sum_exp_collect_avx512(ws, x, V, m, t, &nc)
                  : lv ? sum_exp_collect_avx2(ws, x, V, m, t, &nc) : sum_exp_portable(x, V, m);
     if (!lv && t < INFINITY) nc = collect_ge(ws, x, V, t);
-    ws->next = NULL;  /* a prefetch hint is for one call */
     double lse = (double)m + log(sum);
     out->lse = (float)lse;
     out->n_samples = 0;

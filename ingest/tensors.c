@@ -321,7 +321,9 @@ int slim_npy_parse(const uint8_t *buf, size_t len, const char *name, slim_tensor
 
 /* ---------------------------------------------------------------- mapping */
 
-static int map_file(const char *path, void **map, size_t *len, char *err, size_t cap)
+/* Map `path` whole and keep it open (*fd): the mapping is for headers,
+ * tokens and messages, the descriptor for dense rows (read with pread). */
+static int map_file(const char *path, void **map, size_t *len, int *fdp, char *err, size_t cap)
 {
     int fd = open(path, O_RDONLY);
     if (fd < 0) { snprintf(err, cap, "cannot open: %s", strerror(errno)); return SLIM_EIO; }
@@ -343,7 +345,7 @@ static int map_file(const char *path, void **map, size_t *len, char *err, size_t
         /* rows are walked front to back */
         madvise(*map, *len, MADV_SEQUENTIAL);
     }
-    close(fd);
+    *fdp = fd;
     return 0;
 }
 
@@ -352,10 +354,11 @@ int slim_tensors_open_safetensors(const char *path, slim_tensors *out, char *err
     memset(out, 0, sizeof *out);
     void *m;
     size_t len;
-    int rc = map_file(path, &m, &len, err, cap);
+    int fd, rc = map_file(path, &m, &len, &fd, err, cap);
     if (rc) return rc;
     out->map[0] = m;
     out->maplen[0] = len;
+    out->fd[0] = fd;
     out->nmaps = 1;
     rc = slim_safetensors_parse(m ? m : (const uint8_t *)"", len, out, err, cap);
     if (rc) slim_tensors_release(out);
@@ -376,11 +379,12 @@ int slim_tensors_add_npy(const char *path, slim_tensors *out, char *err, size_t 
     if (dot && !strcmp(dot, ".npy")) *dot = 0;
     void *m;
     size_t len;
-    int rc = map_file(path, &m, &len, err, cap);
+    int fd, rc = map_file(path, &m, &len, &fd, err, cap);
     if (rc) return rc;
     rc = slim_npy_parse(m ? m : (const uint8_t *)"", len, name, &out->t[out->n], err, cap);
-    if (rc) { if (m) munmap(m, len); return rc; }
+    if (rc) { if (m) munmap(m, len); close(fd); return rc; }
     out->map[out->nmaps] = m;
+    out->fd[out->nmaps] = fd;
     out->maplen[out->nmaps++] = len;
     out->n++;
     return 0;
@@ -388,8 +392,10 @@ int slim_tensors_add_npy(const char *path, slim_tensors *out, char *err, size_t 
 
 void slim_tensors_release(slim_tensors *ts)
 {
-    for (int i = 0; i < ts->nmaps; i++)
+    for (int i = 0; i < ts->nmaps; i++) {
         if (ts->map[i]) munmap(ts->map[i], ts->maplen[i]);
+        close(ts->fd[i]);
+    }
     ts->nmaps = 0;
     ts->n = 0;
 }

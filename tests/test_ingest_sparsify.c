@@ -80,7 +80,6 @@ static const char *check_row(const slim_sparsifier *sp, slim_sparse_ws *ws, cons
 {
     uint32_t bad;
     slim_sparsify_level(-1);
-    slim_sparse_ws_prefetch(ws, x, V * sizeof *x);  /* a hint: must not change anything */
     int ra = slim_sparsify_row(sp, ws, x, V, 7, a, &bad);
     slim_sparsify_level(1);
     int rc = slim_sparsify_row(sp, ws, x, V, 7, &c1, &bad);
