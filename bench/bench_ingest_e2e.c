@@ -178,7 +178,7 @@ static double slim_rows_per_s(const float *rows, uint32_t V, int n, int threads,
 
 /*
  * The store's share of a dense position: slim_seq_prepare (validate, encode,
- * decode-after-encode, hash) of the sparsified rows as sequences of 128
+ * hash; no decode-after-encode unless SLIM_VERIFY_ENCODE) of the sparsified rows as sequences of 128
  * positions, and the encoder alone, in thread CPU µs per position.
  */
 static void prepare_cost(const float *rows, uint32_t V, int nrows)
@@ -224,7 +224,7 @@ static void prepare_cost(const float *rows, uint32_t V, int nrows)
     }
     double encode = (thread_cpu_s() - c) * 1e6 / n;
     if (ok)
-        printf("| slim_seq_prepare (validate + encode + decode-after-encode + hash), 1 thread | %.1f µs CPU/position | of which the encoder alone %.1f µs |\n",
+        printf("| slim_seq_prepare (validate + encode + hash), 1 thread | %.1f µs CPU/position | of which the encoder alone %.1f µs |\n",
                prep, encode);
 out:
     slim_sparse_ws_free(ws);

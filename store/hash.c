@@ -86,10 +86,10 @@ void slim__hash_pos(slim_hasher *h, const slim_dist *d)
     uint32_t hd[3] = {d->k, d->n_samples, 0x7fc00000u};
     if (!isnan(d->lse)) memcpy(&hd[2], &d->lse, 4);
     XXH3_128bits_update(h->x, hd, 12);
-    uint32_t pair[2 * 64];
+    uint32_t pair[2 * 512];
     uint32_t j = 0;
-    while (j < d->k) {  /* interleave id/value in small batches */
-        uint32_t m = d->k - j < 64 ? d->k - j : 64;
+    while (j < d->k) {  /* interleave id/value in batches of 4 KB: fewer, longer updates */
+        uint32_t m = d->k - j < 512 ? d->k - j : 512;
         for (uint32_t i = 0; i < m; i++) {
             pair[2 * i] = d->ids[j + i];
             memcpy(&pair[2 * i + 1], &d->vals[j + i], 4);
