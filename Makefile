@@ -60,7 +60,7 @@ EXT := $(if $(wildcard query/ext_*.c),$(B)/slimext.so)
 .SECONDARY:
 all: tools tests $(EXT)
 tools: $(TOOLS)
-tests: $(TESTS)
+tests: $(TESTS) $(B)/tests/pread_eof.so
 benches: $(BENCHES)
 
 # ----------------------------------------------------------------- deps
@@ -129,6 +129,11 @@ $(B)/pic/gen/schema.o: $(B)/gen/schema.c
 	$(CC) $(CFLAGS_ALL) -fPIC -c $< -o $@
 $(B)/slimext.so: $(patsubst %.c,$(B)/pic/%.o,$(PIC_SRC)) $(B)/pic/gen/schema.o
 	$(CC) -shared $(LDFLAGS_ALL) -o $@ $^ -lsqlite3 -llmdb -lzstd -lxxhash -ljansson -lcrypto -lm -pthread
+
+# fault injection for tests/cli (LD_PRELOAD), built without the sanitizers
+$(B)/tests/pread_eof.so: tests/fault/pread_eof.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -Wall -shared -fPIC -o $@ $< -ldl
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 

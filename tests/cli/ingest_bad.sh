@@ -29,6 +29,22 @@ expect_err nan_committed "committed 2 new sequences before the error"
 run sqlite3 "$S/meta.sqlite" "SELECT r.status, i.added, i.refused, i.content_hash LIKE 'xxh3-128x64k:%' FROM ingest_runs r JOIN ingest_inputs i ON i.run_id = r.id WHERE i.path = 'nan.st'"
 expect_out nan_run_recorded "^failed\|2\|1\|1$"
 
+# a row that cannot be read (the file shrank under the ingest), injected:
+# the reads of shrink.st end after 17 rows, i.e. at sequence 3 position 2
+# (one 5-row sequence per batch)
+"$G" gen dense shrink.st n=6 t=5 v=64 seed=3
+eof_ing() {
+    LD_PRELOAD="$SLIM_BUILD/tests/pread_eof.so" SLIM_FAULT_PREAD_FILE=shrink.st SLIM_FAULT_PREAD_AFTER=17 \
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" ing "$@"
+}
+expect shrink_exit 1 eof_ing --dataset r --sparsify topk:4 --batch-positions 5 shrink.st
+expect_err shrink_msg "^slim-ingest: 'shrink.st': sequence 3 position 2: cannot read its logits \(byte [0-9]+\): the file ended early"
+expect_err shrink_committed "committed 3 new sequences before the error"
+run sqlite3 "$S/meta.sqlite" "SELECT r.status, i.added, i.content_hash FROM ingest_runs r JOIN ingest_inputs i ON i.run_id = r.id WHERE i.path = 'shrink.st'"
+expect_out shrink_run_recorded "^failed\|3\|unknown$"
+expect shrink_rerun 0 ing --dataset r --sparsify topk:4 --batch-positions 5 shrink.st
+expect_out shrink_rerun_rest "added 3 sequences .*skipped 3 duplicates"
+
 : > empty.jsonl
 expect empty_exit 1 ing --dataset d empty.jsonl
 expect_err empty_msg "'empty.jsonl': byte 0: empty file"
