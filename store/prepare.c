@@ -78,7 +78,13 @@ static int perr(slim_prepared *p, int rc, const char *fmt, ...)
 
 /* Whether a logits position is plainly valid: ids strictly ascending (so
  * no duplicates) and < V, no NaN or +Inf.  Branch-free, one pass: the
- * common case (a sparsifier's output) then skips the id bitmap. */
+ * common case (a sparsifier's output) then skips the id bitmap.  Left to
+ * the compiler to vectorise (O3 for this function, with AVX-512 and AVX2
+ * clones picked at load time): as a scalar loop it was ~3 % of a dense
+ * ingest's CPU. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
+#endif
 static int plain_logits(const slim_dist *d, uint32_t V)
 {
     const uint32_t *id = d->ids;
