@@ -377,7 +377,7 @@ static int work_batch(ictx *c, int which, slim_batch *b, const slim_src *s, uint
                          b->dists + q->dist_off, q->npos, pp[i]);
         cp += thread_cpu_s() - t1;
     }
-    for (size_t i = 0; fh && i < nseq; i++)
+    for (size_t i = 0; c->fh_on && i < nseq; i++)
         if (c->bad[i].pos != UINT32_MAX && c->bad[i].err) {  /* the file shrank: its map would fault */
             c->fh_lost = 1;
             fh = NULL;

@@ -342,7 +342,7 @@ static int map_file(const char *path, void **map, size_t *len, int *fdp, char *e
             close(fd);
             return SLIM_EIO;
         }
-        /* rows are walked front to back */
+        /* headers, then tokens batch by batch, front to back */
         madvise(*map, *len, MADV_SEQUENTIAL);
     }
     /* dense rows are read once through fd: since Linux 6.3 this keeps
