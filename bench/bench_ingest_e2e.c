@@ -280,8 +280,9 @@ static void bench_dense(uint32_t nseq)
     warm(file);
     /* A first run, reported on its own: on the development VM the first
      * ingest after the file was written ran at about half the speed of a
-     * repeat, with the same page faults and twice the user time (cause not
-     * established; docs/BENCHMARKS.md, "Ingest").  Both are printed. */
+     * repeat while rows were taken from the mapping (the first user-space
+     * pass over page-cache pages is slow there); with rows read by pread
+     * the two agree (docs/BENCHMARKS.md, "Ingest", sessions 3 and 4). */
     double c0 = cpu_s();
     if (run_ingest(pth("dense.store"), file, "topfrac:0.05", 0, 16, &s, &rb)) return;
     double cpu = cpu_s() - c0, pps = s.positions / s.seconds;
