@@ -77,12 +77,27 @@ static inline void rans_esym_init(rans_esym *s, uint32_t start, uint32_t freq)
 static inline void rans_enc_renorm(uint64_t *x, uint8_t **pp, uint64_t xmax)
 {
     uint64_t xs = *x;
-    unsigned out = xs >= xmax;
     uint8_t *p = *pp - 4;
     p[0] = (uint8_t)xs; p[1] = (uint8_t)(xs >> 8);
     p[2] = (uint8_t)(xs >> 16); p[3] = (uint8_t)(xs >> 24);
+#if defined(__GNUC__) && defined(__x86_64__)
+    /* two conditional moves on one compare (GCC turns the C form of this
+     * into a branch, mispredicted half the time) */
+    uint64_t hi = xs >> 32;
+    uint8_t *q = *pp;
+    __asm__("cmp %[m], %[x]\n\t"
+            "cmovae %[hi], %[x]\n\t"
+            "cmovae %[p], %[q]"
+            : [x] "+r"(xs), [q] "+r"(q)
+            : [m] "r"(xmax), [hi] "r"(hi), [p] "r"(p)
+            : "cc");
+    *pp = q;
+    *x = xs;
+#else
+    unsigned out = xs >= xmax;
     *pp -= 4 * out;
     *x = xs >> (32 * out);
+#endif
 }
 
 /* An n-bit raw field (0 <= n <= 31; n = 0 changes nothing: x < 2^63 =
