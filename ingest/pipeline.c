@@ -53,7 +53,7 @@ typedef struct ictx {
     uint64_t seen;              /* positions sparsified (sample streams) */
     int64_t *wseq; size_t wseqcap;  /* seq number given to each batch entry, -1 = none */
     slim_sparse_ws **ws; int nws; uint32_t wsV, wscap;  /* per OpenMP thread: */
-    uint8_t **rbuf;             /*   a raw dense row (wsV * 4 bytes) */
+    uint8_t **rbuf;             /*   raw dense rows (see rows_per_read) */
     slim_fhash_run *hrun;       /*   its run of the input hash */
     slim_preparer **pr; int npr;        /* one per OpenMP thread */
     slim_prepared **pp[2]; size_t ppn[2];  /* per batch entry, per batch buffer */
@@ -156,6 +156,15 @@ static int file_vocab(ictx *c, const slim_src *s, uint32_t *V)
 
 /* ------------------------------------------------------------ sparsify */
 
+/* Rows read by one pread: about 512 KB (4 rows of 32000 F32), which stays
+ * in L2 next to the sparsifier's workspace; per row, the system call's
+ * own cost was ~7 % of a dense ingest's CPU here. */
+#define READ_BYTES (512u << 10)
+static uint32_t rows_per_read(size_t row_stride)
+{
+    return row_stride >= READ_BYTES ? 1 : (uint32_t)(READ_BYTES / row_stride);
+}
+
 static void free_ws(ictx *c)
 {
     for (int i = 0; i < c->nws; i++) {
@@ -179,7 +188,9 @@ static int ensure_ws(ictx *c, uint32_t V, uint32_t cap)
     c->hrun = calloc((size_t)n, sizeof *c->hrun);
     if (!c->ws || !c->rbuf || !c->hrun) { free_ws(c); return SLIM_ENOMEM; }
     c->nws = n;
-    size_t rb = ((size_t)V * 4 + 63) & ~(size_t)63;  /* F32 is the widest dtype */
+    /* rows_per_read's rows of any dtype: F32 is the widest */
+    size_t rb = (size_t)V * 4 > READ_BYTES ? (size_t)V * 4 : READ_BYTES;
+    rb = (rb + 63) & ~(size_t)63;
     for (int i = 0; i < n; i++)
         if (!(c->ws[i] = slim_sparse_ws_new(V, cap)) || !(c->rbuf[i] = aligned_alloc(64, rb)))
             return SLIM_ENOMEM;
@@ -223,45 +234,54 @@ static int ensure_workers(ictx *c, int which, size_t nseq)
     return 0;
 }
 
-/* Read row bytes [off, off + n) of fd into buf: 0, or -1 with errno (0 at
- * the end of the file: it shrank since it was opened). */
-static int read_row(int fd, uint8_t *buf, size_t n, uint64_t off)
+/* Read bytes [off, off + n) of fd into buf; the bytes read (fewer: an
+ * error, errno set, or the end of the file, errno 0). */
+static size_t read_at(int fd, uint8_t *buf, size_t n, uint64_t off)
 {
-    while (n) {
-        ssize_t r = pread(fd, buf, n, (off_t)off);
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, buf + got, n - got, (off_t)(off + got));
         if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) { if (!r) errno = 0; return -1; }
-        buf += r; n -= (size_t)r; off += (uint64_t)r;
+        if (r <= 0) { if (!r) errno = 0; break; }
+        got += (size_t)r;
     }
-    return 0;
+    return got;
 }
 
 /*
- * Sparsify the dense rows of sequence q (its dists are laid out), each read
- * into buf (pread: on the development VM a first pass over a fresh mapping
- * of page-cache pages ran at a third of pread's speed, docs/BENCHMARKS.md)
- * and, with hash (fh non-NULL), fed to the input hash while it is in L2
- * (*th: seconds spent there).  On a bad or unreadable row fill *br and
- * return nonzero.  stream0: sample stream of the batch's first position.
+ * Sparsify the dense rows of sequence q (its dists are laid out), read a
+ * few at a time into buf (pread: on the development VM a first pass over a
+ * fresh mapping of page-cache pages ran at a third of pread's speed,
+ * docs/BENCHMARKS.md) and, with hash (fh non-NULL), each fed to the input
+ * hash while it is in L2 (*th: seconds spent there, *tr: reading).  On a
+ * bad or unreadable row fill *br and return nonzero.  stream0: sample
+ * stream of the batch's first position.
  */
 static int sparsify_seq(ictx *c, slim_sparse_ws *ws, uint8_t *buf, slim_batch *b,
                         const slim_iseq *q, uint32_t V, uint64_t stream0, slim_badrow *br,
                         slim_fhash *fh, slim_fhash_run *hr, double *th, double *tr)
 {
     if (fh && slim_fhash_run_start(hr, q->rows_off)) fh = NULL;  /* the fold digests them */
-    for (uint32_t t = 0; t < q->npos; t++) {
-        double r0 = now_s();
-        int rr = read_row(q->fd, buf, q->row_stride, q->rows_off + t * q->row_stride);
-        *tr += now_s() - r0;
-        if (rr) {
-            br->pos = t;
-            br->err = errno ? errno : -1;
-            return 1;
+    uint32_t R = rows_per_read(q->row_stride), have = 0;  /* rows [t0, t0 + have) in buf */
+    for (uint32_t t = 0, t0 = 0; t < q->npos; t++) {
+        if (t == t0 + have) {
+            uint32_t want = q->npos - t < R ? q->npos - t : R;
+            double r0 = now_s();
+            size_t got = read_at(q->fd, buf, want * q->row_stride, q->rows_off + t * q->row_stride);
+            *tr += now_s() - r0;
+            t0 = t;
+            have = (uint32_t)(got / q->row_stride);
+            if (!have) {
+                br->pos = t;
+                br->err = errno ? errno : -1;
+                return 1;
+            }
         }
-        const float *x = (const float *)(const void *)buf;
+        const uint8_t *raw = buf + (size_t)(t - t0) * q->row_stride;
+        const float *x = (const float *)(const void *)raw;
         if (q->dtype != SLIM_DT_F32) {
             float *row = slim_sparse_ws_row(ws);
-            slim_row_to_f32(q->dtype, buf, V, row);
+            slim_row_to_f32(q->dtype, raw, V, row);
             x = row;
         }
         size_t p = q->dist_off + t;
@@ -275,7 +295,7 @@ static int sparsify_seq(ictx *c, slim_sparse_ws *ws, uint8_t *buf, slim_batch *b
          * call per row */
         if (fh) {
             double h0 = now_s();
-            slim_fhash_feed(fh, hr, buf, q->row_stride);
+            slim_fhash_feed(fh, hr, raw, q->row_stride);
             *th += now_s() - h0;
         }
     }

@@ -30,15 +30,15 @@ run sqlite3 "$S/meta.sqlite" "SELECT r.status, i.added, i.refused, i.content_has
 expect_out nan_run_recorded "^failed\|2\|1\|1$"
 
 # a row that cannot be read (the file shrank under the ingest), injected:
-# the reads of shrink.st end after 17 rows, i.e. at sequence 3 position 2
-# (one 5-row sequence per batch)
+# shrink.st reads as if it ended 100 bytes into its 18th row of logits
+# (rows of 256 bytes from byte 416), i.e. at sequence 3 position 2
 "$G" gen dense shrink.st n=6 t=5 v=64 seed=3
 eof_ing() {
-    LD_PRELOAD="$SLIM_BUILD/tests/pread_eof.so" SLIM_FAULT_PREAD_FILE=shrink.st SLIM_FAULT_PREAD_AFTER=17 \
+    LD_PRELOAD="$SLIM_BUILD/tests/pread_eof.so" SLIM_FAULT_PREAD_FILE=shrink.st SLIM_FAULT_PREAD_END=4868 \
     ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" ing "$@"
 }
 expect shrink_exit 1 eof_ing --dataset r --sparsify topk:4 --batch-positions 5 shrink.st
-expect_err shrink_msg "^slim-ingest: 'shrink.st': sequence 3 position 2: cannot read its logits \(byte [0-9]+\): the file ended early"
+expect_err shrink_msg "^slim-ingest: 'shrink.st': sequence 3 position 2: cannot read its logits \(byte 4768\): the file ended early"
 expect_err shrink_committed "committed 3 new sequences before the error"
 run sqlite3 "$S/meta.sqlite" "SELECT r.status, i.added, i.content_hash FROM ingest_runs r JOIN ingest_inputs i ON i.run_id = r.id WHERE i.path = 'shrink.st'"
 expect_out shrink_run_recorded "^failed\|3\|unknown$"

@@ -1,10 +1,10 @@
 /*
- * pread_eof.c — fault injection for the CLI tests (LD_PRELOAD): the reads
- * of one file end early, as if it had been truncated under the reader.
+ * pread_eof.c — fault injection for the CLI tests (LD_PRELOAD): one file
+ * reads as if it had been truncated under the reader.
  *
  *   SLIM_FAULT_PREAD_FILE=name   a descriptor whose path ends in /name
- *   SLIM_FAULT_PREAD_AFTER=n     its first n preads succeed; later ones
- *                                return 0 (end of file)
+ *   SLIM_FAULT_PREAD_END=n       its preads see the file end at byte n
+ *                                (short reads, then 0)
  *
  * Every other read passes through.  Built without sanitizers (the ASan
  * build's test sets verify_asan_link_order=0).
@@ -16,8 +16,6 @@
 #include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
-
-static long seen;
 
 static int is_target(int fd)
 {
@@ -35,9 +33,11 @@ static int is_target(int fd)
 static ssize_t faulty(const char *sym, int fd, void *buf, size_t count, off_t off)
 {
     ssize_t (*real)(int, void *, size_t, off_t) = (ssize_t (*)(int, void *, size_t, off_t))dlsym(RTLD_NEXT, sym);
-    if (is_target(fd)) {
-        const char *after = getenv("SLIM_FAULT_PREAD_AFTER");
-        if (__atomic_fetch_add(&seen, 1, __ATOMIC_SEQ_CST) >= (after ? atol(after) : 0)) return 0;
+    const char *end = getenv("SLIM_FAULT_PREAD_END");
+    if (end && is_target(fd)) {
+        off_t e = (off_t)atoll(end);
+        if (off >= e) return 0;
+        if ((off_t)count > e - off) count = (size_t)(e - off);
     }
     return real(fd, buf, count, off);
 }
