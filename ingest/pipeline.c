@@ -57,7 +57,9 @@ typedef struct ictx {
     slim_fhash_run *hrun;       /*   its run of the input hash */
     slim_preparer **pr; int npr;        /* one per OpenMP thread */
     slim_prepared **pp[2]; size_t ppn[2];  /* per batch entry, per batch buffer */
-    slim_badrow *bad; size_t badcap;    /* per batch entry: its first bad dense row */
+    slim_badrow *bad; size_t badcap;    /* per batch entry: its first bad dense row (then
+                                           two per split sequence, see work_batch) */
+    double (*tacc)[4]; int ntacc;       /* per thread: CPU s sparsify, prepare, hash; s read */
     int64_t f_added, f_skipped, f_refused;
     int file_ready;             /* dataset checked against this file */
     uint32_t fileV; int filekind;
@@ -225,11 +227,17 @@ static int ensure_workers(ictx *c, int which, size_t nseq)
         for (; c->ppn[which] < nseq; c->ppn[which]++)
             if (slim_prepared_new(&pp[c->ppn[which]])) return SLIM_ENOMEM;
     }
-    if (c->badcap < nseq) {
-        slim_badrow *br = realloc(c->bad, nseq * sizeof *br);
+    if (c->badcap < 3 * nseq) {
+        slim_badrow *br = realloc(c->bad, 3 * nseq * sizeof *br);
         if (!br) return SLIM_ENOMEM;
         c->bad = br;
-        c->badcap = nseq;
+        c->badcap = 3 * nseq;
+    }
+    if (c->ntacc < n) {
+        double (*t)[4] = realloc(c->tacc, (size_t)n * sizeof *t);
+        if (!t) return SLIM_ENOMEM;
+        c->tacc = t;
+        c->ntacc = n;
     }
     return 0;
 }
@@ -249,7 +257,7 @@ static size_t read_at(int fd, uint8_t *buf, size_t n, uint64_t off)
 }
 
 /*
- * Sparsify the dense rows of sequence q (its dists are laid out), read a
+ * Sparsify rows [r0, r1) of sequence q (its dists are laid out), read a
  * few at a time into buf (pread: on the development VM a first pass over a
  * fresh mapping of page-cache pages ran at a third of pread's speed,
  * docs/BENCHMARKS.md) and, with hash (fh non-NULL), each fed to the input
@@ -257,18 +265,20 @@ static size_t read_at(int fd, uint8_t *buf, size_t n, uint64_t off)
  * bad or unreadable row fill *br and return nonzero.  stream0: sample
  * stream of the batch's first position.
  */
-static int sparsify_seq(ictx *c, slim_sparse_ws *ws, uint8_t *buf, slim_batch *b,
-                        const slim_iseq *q, uint32_t V, uint64_t stream0, slim_badrow *br,
-                        slim_fhash *fh, slim_fhash_run *hr, double *th, double *tr)
+static int sparsify_rows(ictx *c, slim_sparse_ws *ws, uint8_t *buf, slim_batch *b,
+                         const slim_iseq *q, uint32_t r0, uint32_t r1, uint32_t V,
+                         uint64_t stream0, slim_badrow *br, slim_fhash *fh, slim_fhash_run *hr,
+                         double *th, double *tr)
 {
-    if (fh && slim_fhash_run_start(hr, q->rows_off)) fh = NULL;  /* the fold digests them */
+    if (fh && slim_fhash_run_start(hr, q->rows_off + r0 * q->row_stride))
+        fh = NULL;  /* the fold digests them */
     uint32_t R = rows_per_read(q->row_stride), have = 0;  /* rows [t0, t0 + have) in buf */
-    for (uint32_t t = 0, t0 = 0; t < q->npos; t++) {
+    for (uint32_t t = r0, t0 = r0; t < r1; t++) {
         if (t == t0 + have) {
-            uint32_t want = q->npos - t < R ? q->npos - t : R;
-            double r0 = now_s();
+            uint32_t want = r1 - t < R ? r1 - t : R;
+            double w0 = now_s();
             size_t got = read_at(q->fd, buf, want * q->row_stride, q->rows_off + t * q->row_stride);
-            *tr += now_s() - r0;
+            *tr += now_s() - w0;
             t0 = t;
             have = (uint32_t)(got / q->row_stride);
             if (!have) {
@@ -337,9 +347,48 @@ static slim_fhash *hash_window(ictx *c, const slim_batch *b, uint64_t *lo, uint6
     return slim_fhash_window(fh, *hi) ? NULL : fh;
 }
 
+/* What work_batch's tasks share. */
+typedef struct wjob_ctx {
+    ictx *c;
+    slim_batch *b;
+    const slim_src *s;
+    uint32_t V;
+    uint64_t stream0;
+    slim_fhash *fh;
+    slim_prepared **pp;
+} wjob_ctx;
+
+/* One task: rows [r0, r1) of sequence i sparsified (dense input; a bad
+ * one in *br), then, with prep, the sequence validated and encoded (every
+ * row of it sparsified by then).  Thread CPU time into the thread's
+ * c->tacc row. */
+static void seq_part(const wjob_ctx *w, size_t i, uint32_t r0, uint32_t r1, slim_badrow *br,
+                     int prep)
+{
+    ictx *c = w->c;
+    const slim_iseq *q = &w->b->seqs[i];
+    int tid = omp_get_thread_num();
+    double t0 = thread_cpu_s(), t1 = t0, th = 0, tr = 0;
+    int bad = 0;
+    if (w->s->dense && r1 > r0) {
+        bad = sparsify_rows(c, c->ws[tid], c->rbuf[tid], w->b, q, r0, r1, w->V, w->stream0, br,
+                            w->fh, &c->hrun[tid], &th, &tr);
+        t1 = thread_cpu_s();
+    }
+    double *a = c->tacc[tid];
+    a[0] += t1 - t0 - th - tr;
+    a[2] += th;
+    a[3] += tr;
+    if (bad || !prep) return;
+    slim_seq_prepare(c->pr[tid], c->filekind, &c->prec, c->fileV, w->b->tokens + q->tok_off, q->T,
+                     w->b->dists + q->dist_off, q->npos, w->pp[i]);
+    a[1] += thread_cpu_s() - t1;
+}
+
 /*
  * Everything but the writing, for the batch's sequences on every core
- * (OpenMP, one task per sequence): sparsify its dense rows (one workspace
+ * (OpenMP tasks, one per sequence but for the batch's last two): sparsify
+ * its dense rows (one workspace
  * per thread), then validate and encode its records (slim_seq_prepare, one
  * preparer per thread) while its distributions are still in cache, so the
  * single writer only appends ready records.  A sequence whose preparation
@@ -374,28 +423,42 @@ static int work_batch(ictx *c, int which, slim_batch *b, const slim_src *s, uint
     slim_batch_fix_pointers(b);
     uint64_t stream0 = c->seen;  /* sample streams: global position index */
     if (s->dense) c->seen += b->positions;
-    slim_prepared **pp = c->pp[which];
     uint64_t hlo = 0, hhi = 0;
     slim_fhash *fh = s->dense ? hash_window(c, b, &hlo, &hhi) : NULL;
-    double cs = 0, cp = 0, ch = 0, cr = 0;
-    /* whole sequences per task: dense ones are ~100 positions of ~1600
-     * entries each, so one task is a few ms and dynamic balancing is cheap */
-#pragma omp parallel for schedule(dynamic, 1) reduction(+:cs, cp, ch, cr)
+    wjob_ctx w = { c, b, s, V, stream0, fh, c->pp[which] };
+    memset(c->tacc, 0, (size_t)c->ntacc * sizeof *c->tacc);
+    /* one task per sequence (dense ones are ~100 positions of ~1600 entries
+     * each: a few ms), but the last two sequences of a batch as two halves
+     * of rows and then their encoding: the workers meet at the end of the
+     * batch, and a whole last sequence kept one of them waiting for half a
+     * sequence's time on average (4-5 % of both cores, instrumented) */
+    size_t nsplit = s->dense && nseq >= 2 ? 2 : 0;
+#pragma omp parallel
+#pragma omp single
     for (size_t i = 0; i < nseq; i++) {
-        const slim_iseq *q = &b->seqs[i];
-        int tid = omp_get_thread_num();
-        double t0 = thread_cpu_s(), t1 = t0, th = 0, tr = 0;
+        uint32_t np = b->seqs[i].npos;
         c->bad[i] = (slim_badrow){ UINT32_MAX, 0, 0 };
-        int bad = s->dense && sparsify_seq(c, c->ws[tid], c->rbuf[tid], b, q, V, stream0,
-                                           &c->bad[i], fh, &c->hrun[tid], &th, &tr);
-        if (s->dense) t1 = thread_cpu_s();
-        cs += t1 - t0 - th - tr;
-        ch += th;
-        cr += tr;
-        if (bad) continue;
-        slim_seq_prepare(c->pr[tid], c->filekind, &c->prec, c->fileV, b->tokens + q->tok_off, q->T,
-                         b->dists + q->dist_off, q->npos, pp[i]);
-        cp += thread_cpu_s() - t1;
+        if (i + nsplit < nseq || np < 2) {
+#pragma omp task firstprivate(i, np)
+            seq_part(&w, i, 0, np, &c->bad[i], 1);
+            continue;
+        }
+        slim_badrow *h = &c->bad[nseq + 2 * (i + nsplit - nseq)];
+        uint32_t mid = np / 2;
+        h[0] = h[1] = c->bad[i];
+#pragma omp task firstprivate(i, h, mid) depend(out: h[0])
+        seq_part(&w, i, 0, mid, &h[0], 0);
+#pragma omp task firstprivate(i, h, mid, np) depend(out: h[1])
+        seq_part(&w, i, mid, np, &h[1], 0);
+#pragma omp task firstprivate(i, h) depend(in: h[0], h[1])
+        {
+            c->bad[i] = h[0].pos != UINT32_MAX ? h[0] : h[1];
+            if (c->bad[i].pos == UINT32_MAX) seq_part(&w, i, 0, 0, NULL, 1);
+        }
+    }
+    double cs = 0, cp = 0, ch = 0, cr = 0;
+    for (int t = 0; t < c->ntacc; t++) {
+        cs += c->tacc[t][0]; cp += c->tacc[t][1]; ch += c->tacc[t][2]; cr += c->tacc[t][3];
     }
     for (size_t i = 0; c->fh_on && i < nseq; i++)
         if (c->bad[i].pos != UINT32_MAX && c->bad[i].err) {  /* the file shrank: its map would fault */
@@ -855,6 +918,7 @@ int slim_ingest_files(slim_store *st, const slim_ingest_opts *o, const char *con
         free(c.pp[k]);
     }
     free(c.bad);
+    free(c.tacc);
     free(c.wseq);
     slim_tok_free(c.tok);
     return rc;

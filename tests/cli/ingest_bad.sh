@@ -44,6 +44,16 @@ run sqlite3 "$S/meta.sqlite" "SELECT r.status, i.added, i.content_hash FROM inge
 expect_out shrink_run_recorded "^failed\|3\|unknown$"
 expect shrink_rerun 0 ing --dataset r --sparsify topk:4 --batch-positions 5 shrink.st
 expect_out shrink_rerun_rest "added 3 sequences .*skipped 3 duplicates"
+# the same file in one batch, whose last two sequences are worked on in
+# halves: cut 10 bytes into row 28 (sequence 5 position 3, second half)
+cp shrink.st shrink2.st
+eof2_ing() {
+    LD_PRELOAD="$SLIM_BUILD/tests/pread_eof.so" SLIM_FAULT_PREAD_FILE=shrink2.st SLIM_FAULT_PREAD_END=7594 \
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" ing "$@"
+}
+expect shrink_half_exit 1 eof2_ing --dataset r2 --sparsify topk:4 shrink2.st
+expect_err shrink_half_msg "^slim-ingest: 'shrink2.st': sequence 5 position 3: cannot read its logits \\(byte 7584\\): the file ended early"
+expect_err shrink_half_committed "committed 5 new sequences before the error"
 
 : > empty.jsonl
 expect empty_exit 1 ing --dataset d empty.jsonl
