@@ -1,17 +1,18 @@
 /*
- * pipeline.c — files to committed sequences.  Per batch (a few thousand
+ * pipeline.c — files to committed sequences.  Per batch (about a thousand
  * positions of whole sequences): parse, then on every core one task per
- * sequence reads its dense rows one at a time into a buffer (pread) and
- * sparsifies them (one workspace per thread), and validates and encodes its
- * records (slim_seq_prepare, one preparer per thread); then one writer
- * thread appends the prepared sequences in input order — ingest-time dedup
- * by exact tokens, prefix sharing — and commits while the next batch is
- * worked on.  The input's content hash (a block-list hash, source.c) of
- * dense safetensors is digested by the workers from the rows they read
- * (from L2, not DRAM), the few blocks no worker holds whole after each
- * batch; other inputs are hashed on a thread of its own meanwhile.  The unit of
- * atomicity is a sequence: a bad one stops the run after the sequences
- * before it are committed (docs/INGEST.md).
+ * sequence (the batch's last two in halves) reads its dense rows a few at a
+ * time into a buffer (pread) and sparsifies them (one workspace per
+ * thread), and validates and encodes its records (slim_seq_prepare, one
+ * preparer per thread); then one writer thread appends the prepared
+ * sequences in input order — ingest-time dedup by exact tokens, prefix
+ * sharing — and commits while the next batch is worked on.  The input's
+ * content hash (a block-list hash, source.c) of dense safetensors is
+ * digested by the workers from the rows they read (from L2, not DRAM), the
+ * few blocks no worker holds whole after each batch; other inputs are
+ * hashed on a thread of its own meanwhile.  The unit of atomicity is a
+ * sequence: a bad one stops the run after the sequences before it are
+ * committed (docs/INGEST.md).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -159,8 +160,8 @@ static int file_vocab(ictx *c, const slim_src *s, uint32_t *V)
 /* ------------------------------------------------------------ sparsify */
 
 /* Rows read by one pread: about 512 KB (4 rows of 32000 F32), which stays
- * in L2 next to the sparsifier's workspace; per row, the system call's
- * own cost was ~7 % of a dense ingest's CPU here. */
+ * in L2 next to the sparsifier's workspace; a quarter of the system calls
+ * of reading row by row (the copy is the same). */
 #define READ_BYTES (512u << 10)
 static uint32_t rows_per_read(size_t row_stride)
 {
@@ -388,14 +389,13 @@ static void seq_part(const wjob_ctx *w, size_t i, uint32_t r0, uint32_t r1, slim
 /*
  * Everything but the writing, for the batch's sequences on every core
  * (OpenMP tasks, one per sequence but for the batch's last two): sparsify
- * its dense rows (one workspace
- * per thread), then validate and encode its records (slim_seq_prepare, one
- * preparer per thread) while its distributions are still in cache, so the
- * single writer only appends ready records.  A sequence whose preparation
- * fails keeps its error in its slim_prepared (the writer reports it in
- * input order).  A bad dense row cuts the batch before the first sequence
- * holding one (*nseq_ok; those before stay valid) with the message in
- * c->err.
+ * its dense rows (one workspace per thread), then validate and encode its
+ * records (slim_seq_prepare, one preparer per thread) while its
+ * distributions are still in cache, so the single writer only appends
+ * ready records.  A sequence whose preparation fails keeps its error in its
+ * slim_prepared (the writer reports it in input order).  A bad dense row
+ * cuts the batch before the first sequence holding one (*nseq_ok; those
+ * before stay valid) with the message in c->err.
  */
 static int work_batch(ictx *c, int which, slim_batch *b, const slim_src *s, uint32_t V,
                       size_t *nseq_ok)
@@ -810,10 +810,11 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt)
         /* entry pool of a batch: positions x K; keep it around 16 MB (for
          * top-5 % of V = 32000, ~1300 positions: ten sequences of 128, the
          * workers meet at a barrier that often).  With 32 MB pools a dense
-         * ingest ran 4-12 % slower here: a batch's entries no longer stayed
-         * in the caches between sparsifying and encoding, and the first
-         * touch of the two pools' fresh memory (zeroed huge pages, the host
-         * backing them) costs ~1 ms per MB on the development VM */
+         * ingest ran ~5 % slower here (docs/BENCHMARKS.md), most likely from
+         * the first touch of the two pools' fresh memory (zeroed huge
+         * pages, the host backing them: ~1 ms per MB on the development VM)
+         * and from a batch's entries straying further from the caches
+         * between sparsifying and encoding */
         size_t per = (size_t)slim_sparsifier_cap(&c->sp, V) * 8 + 1;
         if (maxpos > (16u << 20) / per) maxpos = (16u << 20) / per;
         if (maxpos < 1) maxpos = 1;
