@@ -156,7 +156,6 @@ void slim_sparse_ws_free(slim_sparse_ws *ws)
 
 float *slim_sparse_ws_row(slim_sparse_ws *ws) { return ws->row; }
 
-
 /* ------------------------------------------------------------ logsumexp */
 
 /*

@@ -81,8 +81,9 @@ static inline void rans_enc_renorm(uint64_t *x, uint8_t **pp, uint64_t xmax)
     p[0] = (uint8_t)xs; p[1] = (uint8_t)(xs >> 8);
     p[2] = (uint8_t)(xs >> 16); p[3] = (uint8_t)(xs >> 24);
 #if defined(__GNUC__) && defined(__x86_64__)
-    /* two conditional moves on one compare (GCC turns the C form of this
-     * into a branch, mispredicted half the time) */
+    /* a compare and two conditional moves: GCC compiles the select form
+     * of this into a branch (mispredicted: whether a word goes out is
+     * data) and the flag arithmetic below into six instructions */
     uint64_t hi = xs >> 32;
     uint8_t *q = *pp;
     __asm__("cmp %[m], %[x]\n\t"
