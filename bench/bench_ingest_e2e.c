@@ -182,8 +182,9 @@ static double slim_rows_per_s(const float *rows, uint32_t V, int n, int threads,
 
 /*
  * The store's share of a dense position: slim_seq_prepare (validate, encode,
- * hash; no decode-after-encode unless SLIM_VERIFY_ENCODE) of the sparsified rows as sequences of 128
- * positions, and the encoder alone, in thread CPU µs per position.
+ * hash; no decode-after-encode unless SLIM_VERIFY_ENCODE) of the sparsified
+ * rows as sequences of 128 positions, and the encoder alone, in thread CPU
+ * µs per position.
  */
 static void prepare_cost(const float *rows, uint32_t V, int nrows)
 {

@@ -30,14 +30,16 @@ run sqlite3 "$S/meta.sqlite" "SELECT r.status, i.added, i.refused, i.content_has
 expect_out nan_run_recorded "^failed\|2\|1\|1$"
 
 # a row that cannot be read (the file shrank under the ingest), injected:
-# shrink.st reads as if it ended 100 bytes into its 18th row of logits
-# (rows of 256 bytes from byte 416), i.e. at sequence 3 position 2
-"$G" gen dense shrink.st n=6 t=5 v=64 seed=3
+# eof_ing NAME END ARGS...: the ingest's reads of NAME see it end at byte END
 eof_ing() {
-    LD_PRELOAD="$SLIM_BUILD/tests/pread_eof.so" SLIM_FAULT_PREAD_FILE=shrink.st SLIM_FAULT_PREAD_END=4868 \
+    f=$1; e=$2; shift 2
+    LD_PRELOAD="$SLIM_BUILD/tests/pread_eof.so" SLIM_FAULT_PREAD_FILE="$f" SLIM_FAULT_PREAD_END="$e" \
     ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" ing "$@"
 }
-expect shrink_exit 1 eof_ing --dataset r --sparsify topk:4 --batch-positions 5 shrink.st
+# shrink.st ends 100 bytes into its 18th row of logits (rows of 256 bytes
+# from byte 416): sequence 3 position 2, one 5-row sequence per batch
+"$G" gen dense shrink.st n=6 t=5 v=64 seed=3
+expect shrink_exit 1 eof_ing shrink.st 4868 --dataset r --sparsify topk:4 --batch-positions 5 shrink.st
 expect_err shrink_msg "^slim-ingest: 'shrink.st': sequence 3 position 2: cannot read its logits \(byte 4768\): the file ended early"
 expect_err shrink_committed "committed 3 new sequences before the error"
 run sqlite3 "$S/meta.sqlite" "SELECT r.status, i.added, i.content_hash FROM ingest_runs r JOIN ingest_inputs i ON i.run_id = r.id WHERE i.path = 'shrink.st'"
@@ -47,11 +49,7 @@ expect_out shrink_rerun_rest "added 3 sequences .*skipped 3 duplicates"
 # the same file in one batch, whose last two sequences are worked on in
 # halves: cut 10 bytes into row 28 (sequence 5 position 3, second half)
 cp shrink.st shrink2.st
-eof2_ing() {
-    LD_PRELOAD="$SLIM_BUILD/tests/pread_eof.so" SLIM_FAULT_PREAD_FILE=shrink2.st SLIM_FAULT_PREAD_END=7594 \
-    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" ing "$@"
-}
-expect shrink_half_exit 1 eof2_ing --dataset r2 --sparsify topk:4 shrink2.st
+expect shrink_half_exit 1 eof_ing shrink2.st 7594 --dataset r2 --sparsify topk:4 shrink2.st
 expect_err shrink_half_msg "^slim-ingest: 'shrink2.st': sequence 5 position 3: cannot read its logits \\(byte 7584\\): the file ended early"
 expect_err shrink_half_committed "committed 5 new sequences before the error"
 
