@@ -26,9 +26,9 @@ void slim_batch_release(slim_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-/* Large pools (a dense batch's entries: ~16 MB each) are first touched by
- * the sparsifier's stores, and on a VM a 4 KiB page fault costs several µs
- * (about a sixth of a dense ingest's CPU when measured): ask for transparent
+/* Large pools (a dense batch's entries: ~8 MB per array) are first touched
+ * by the sparsifier's stores, and on the development VM a 4 KiB page fault
+ * costs ~10 µs (13 % of a dense ingest's CPU when measured): ask for transparent
  * huge pages over their 2 MiB-aligned interior.  Advice only: a kernel
  * without THP (or with it off) ignores it and nothing else changes. */
 static void advise_huge(void *p, size_t n)
