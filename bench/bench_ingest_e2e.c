@@ -30,6 +30,7 @@
 #include "../tests/lib/synth.h"
 #include "../ingest/ingest.h"
 #include "../store/codec.h"
+#include "../store/slim_tool.h"
 
 static double now_s(void)
 {
@@ -394,6 +395,7 @@ static void bench_sparse(void)
 
 int main(int argc, char **argv)
 {
+    slim_tool_big_heap();  /* as slim-ingest: the figures are the tool's */
     snprintf(dir, sizeof dir, "%s", argc > 1 ? argv[1] : "/tmp/slim-bench-ingest");
     uint32_t nseq = argc > 2 ? (uint32_t)atoi(argv[2]) : 128;  /* 2.1 GB: the pools are reused */
     mkdir(dir, 0755);

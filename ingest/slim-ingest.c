@@ -120,6 +120,7 @@ static char *args_json(int argc, char **argv)
 int main(int argc, char **argv)
 {
     slim_tool_init("slim-ingest");
+    slim_tool_big_heap();
     enum { O_TEACHER = 256, O_VSIZE, O_VOCAB, O_SPARSIFY, O_PREC, O_FORMAT, O_TEMP, O_SEED,
            O_JSON, O_PROGRESS, O_STORE, O_THREADS, O_MINPREFIX, O_MAXLP, O_BATCH, O_VERSION,
            O_MODEL, O_TEXT, O_GENERATE, O_PROMPTS, O_MAXTOK, O_TOPP, O_STEMP, O_TOKENIZER, O_CTX,

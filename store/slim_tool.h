@@ -9,6 +9,19 @@
 /* Name the running tool for messages ("slim-ingest"); call first in main. */
 void slim_tool_init(const char *name);
 
+/*
+ * For a tool that touches a lot of fresh memory (slim-ingest: batch pools,
+ * encoded records, LMDB's dirty pages): one malloc arena whose heap grows
+ * in 256 MiB steps, is never trimmed, and is advised for transparent huge
+ * pages, where the kernel offers them on request (THP "madvise" mode).  On
+ * the development VM a first touch of a fresh 4 KiB page cost ~10 µs and
+ * the first two batches of a dense ingest ran ~25 % slower than the rest
+ * (docs/BENCHMARKS.md, "Ingest", session 5).  Call once, first thing in
+ * main, before any thread exists.  Advice only: with another allocator
+ * (a sanitizer's, say) or without THP nothing changes but the settings.
+ */
+void slim_tool_big_heap(void);
+
 /* git-style fatal error: "<tool>: <message>" on stderr, then exit(code)
  * (1 = runtime error, 2 = usage error). */
 void slim_die(int code, const char *fmt, ...)
