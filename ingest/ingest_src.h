@@ -51,10 +51,10 @@ void slim_src_close(slim_src *s);
  * bytes as they go (slim_fhash_feed: a block of the window that a worker
  * holds from its first byte to its last is digested by that worker, each
  * by at most one), then the window is folded in order (slim_fhash_fold:
- * the blocks ending by `end`, the missing ones digested from the mapping).
- * slim_fhash_final digests and folds what is left, so the hash is complete
- * however far the ingest got.  Memory: 17 bytes per 64 KiB of a window,
- * never per file.
+ * the blocks ending by `end`, the missing ones digested from the mapping,
+ * or read from the file with slim_fhash_use_fd).  slim_fhash_final digests
+ * and folds what is left, so the hash is complete however far the ingest
+ * got.  Memory: 17 bytes per 64 KiB of a window, never per file.
  */
 #define SLIM_HASH_BLOCK 65536u
 struct XXH3_state_s;
@@ -67,6 +67,9 @@ typedef struct slim_fhash {
     uint8_t *have;             /* [cap] 1: dig[k] is set */
     size_t cap;
     struct XXH3_state_s *st;   /* XXH3-128 over d_0 ‖ d_1 ‖ … */
+    int fd;                    /* >= 0: missing blocks are pread from it, not mapped */
+    uint8_t *blk;              /*   one block's bytes, read from fd */
+    int failed;                /*   a block could not be read: no hash */
 } slim_fhash;
 
 /* A worker's run of consecutive bytes: the next byte it will feed, and the
@@ -79,6 +82,13 @@ typedef struct slim_fhash_run {
 
 /* 0 or SLIM_ENOMEM.  map[len] must stay mapped until _final. */
 int slim_fhash_init(slim_fhash *h, const void *map, uint64_t len);
+/* Read the blocks no worker digested from fd (open on the mapped file,
+ * until _final) rather than through the mapping: the hash then never maps
+ * the file's pages (a fold reading through the mapping left ~10 % of a
+ * dense file resident, large page-cache folios mapped whole), and a file
+ * that shrank under the ingest leaves the hash unknown instead of raising
+ * SIGBUS.  0 or SLIM_ENOMEM. */
+int slim_fhash_use_fd(slim_fhash *h, int fd);
 /* The window for a batch whose rows end at byte `end`; on SLIM_ENOMEM the
  * window is empty (workers digest nothing, the fold does it all). */
 int slim_fhash_window(slim_fhash *h, uint64_t end);
@@ -91,8 +101,10 @@ void slim_fhash_run_release(slim_fhash_run *r);
 /* Fold blocks ending by byte `end` in order (digesting the missing ones)
  * and close the window. */
 void slim_fhash_fold(slim_fhash *h, uint64_t end);
-/* Fold every block left, then the length: "xxh3-128x64k:" + 32 hex. */
-void slim_fhash_final(slim_fhash *h, char hex[SLIM_FILE_HASH_CAP]);
+/* Fold every block left, then the length: "xxh3-128x64k:" + 32 hex, and
+ * 0; or, when a block could not be read from the fd, "unknown" and
+ * SLIM_EIO. */
+int slim_fhash_final(slim_fhash *h, char hex[SLIM_FILE_HASH_CAP]);
 void slim_fhash_release(slim_fhash *h);
 
 #endif

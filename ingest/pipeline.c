@@ -798,7 +798,12 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt)
             hj.map = s.ts.map[0];
             hj.len = s.ts.maplen[0];
         }
-        if (hj.map && s.dense && !slim_fhash_init(&c->fh, hj.map, hj.len)) c->fh_on = 1, async = 0;
+        int fh_ok = hj.map && s.dense && !slim_fhash_init(&c->fh, hj.map, hj.len);
+        if (fh_ok && slim_fhash_use_fd(&c->fh, s.ts.fd[0])) {
+            slim_fhash_release(&c->fh);
+            fh_ok = 0;
+        }
+        if (fh_ok) c->fh_on = 1, async = 0;
         else if (pthread_create(&hth, NULL, hash_job, &hj)) { hash_job(&hj); async = 0; }
     }
     uint32_t V = 0;

@@ -463,6 +463,7 @@ static uint64_t blocks_by(const slim_fhash *h, uint64_t end)
 int slim_fhash_init(slim_fhash *h, const void *map, uint64_t len)
 {
     memset(h, 0, sizeof *h);
+    h->fd = -1;
     h->map = map;
     h->len = len;
     h->nblk = (len + SLIM_HASH_BLOCK - 1) / SLIM_HASH_BLOCK;
@@ -473,11 +474,19 @@ int slim_fhash_init(slim_fhash *h, const void *map, uint64_t len)
     return 0;
 }
 
+int slim_fhash_use_fd(slim_fhash *h, int fd)
+{
+    if (!h->blk && !(h->blk = malloc(SLIM_HASH_BLOCK))) return SLIM_ENOMEM;
+    h->fd = fd;
+    return 0;
+}
+
 void slim_fhash_release(slim_fhash *h)
 {
     if (h->st) XXH3_freeState(h->st);
     free(h->dig);
     free(h->have);
+    free(h->blk);
     memset(h, 0, sizeof *h);
 }
 
@@ -556,14 +565,32 @@ void slim_fhash_feed(slim_fhash *h, slim_fhash_run *r, const uint8_t *p, size_t 
     r->at = end;
 }
 
+/* Block i's bytes from h->fd into h->blk; 0, or 1 when they cannot all
+ * be read (an error, or the file ended early). */
+static int read_block(slim_fhash *h, uint64_t i)
+{
+    size_t n = block_len(h, i), got = 0;
+    while (got < n) {
+        ssize_t r = pread(h->fd, h->blk + got, n - got, (off_t)(i * SLIM_HASH_BLOCK + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return 1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
 void slim_fhash_fold(slim_fhash *h, uint64_t end)
 {
     uint64_t last = blocks_by(h, end);
     uint8_t d[16];
-    for (uint64_t i = h->folded; i < last; i++) {
+    for (uint64_t i = h->folded; i < last && !h->failed; i++) {
         size_t k = (size_t)(i - h->folded);
         if (i < h->wend && h->have[k]) XXH3_128bits_update(h->st, h->dig[k], 16);
-        else {
+        else if (h->fd >= 0) {
+            if ((h->failed = read_block(h, i))) break;
+            digest_block(h->blk, block_len(h, i), d);
+            XXH3_128bits_update(h->st, d, 16);
+        } else {
             digest_block(h->map + i * SLIM_HASH_BLOCK, block_len(h, i), d);
             XXH3_128bits_update(h->st, d, 16);
         }
@@ -572,15 +599,20 @@ void slim_fhash_fold(slim_fhash *h, uint64_t end)
     h->wend = h->folded;
 }
 
-void slim_fhash_final(slim_fhash *h, char hex[SLIM_FILE_HASH_CAP])
+int slim_fhash_final(slim_fhash *h, char hex[SLIM_FILE_HASH_CAP])
 {
     slim_fhash_fold(h, h->len);
+    if (h->failed) {
+        snprintf(hex, SLIM_FILE_HASH_CAP, "unknown");
+        return SLIM_EIO;
+    }
     uint8_t le[8];
     for (int i = 0; i < 8; i++) le[i] = (uint8_t)(h->len >> (8 * i));
     XXH3_128bits_update(h->st, le, sizeof le);
     XXH128_hash_t x = XXH3_128bits_digest(h->st);
     snprintf(hex, SLIM_FILE_HASH_CAP, "xxh3-128x64k:%016llx%016llx", (unsigned long long)x.high64,
              (unsigned long long)x.low64);
+    return 0;
 }
 
 int slim_hash_bytes(const void *p, size_t n, char hex[SLIM_FILE_HASH_CAP])

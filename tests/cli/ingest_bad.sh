@@ -34,7 +34,7 @@ expect_out nan_run_recorded "^failed\|2\|1\|1$"
 eof_ing() {
     f=$1; e=$2; shift 2
     LD_PRELOAD="$SLIM_BUILD/tests/pread_eof.so" SLIM_FAULT_PREAD_FILE="$f" SLIM_FAULT_PREAD_END="$e" \
-    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" ing "$@"
+    SLIM_FAULT_PREAD_SIZE="${pread_size:-}" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" ing "$@"
 }
 # shrink.st ends 100 bytes into its 18th row of logits (rows of 256 bytes
 # from byte 416): sequence 3 position 2, one 5-row sequence per batch
@@ -52,6 +52,18 @@ cp shrink.st shrink2.st
 expect shrink_half_exit 1 eof_ing shrink2.st 7594 --dataset r2 --sparsify topk:4 shrink2.st
 expect_err shrink_half_msg "^slim-ingest: 'shrink2.st': sequence 5 position 3: cannot read its logits \\(byte 7584\\): the file ended early"
 expect_err shrink_half_committed "committed 5 new sequences before the error"
+# the file is unreadable only when the input hash reads back the block no
+# worker held whole (the 8096-byte file is one block: pread_size): every
+# row was read, so every sequence is added and the run is ok, but the
+# input's hash is unknown (the fold reads by pread, never the mapping)
+cp shrink.st shrink3.st
+pread_size=8096
+expect shrink_hash_exit 0 eof_ing shrink3.st 0 --dataset r3 --sparsify topk:4 shrink3.st
+pread_size=
+run sqlite3 "$S/meta.sqlite" "SELECT r.status, i.added, i.content_hash FROM ingest_runs r JOIN ingest_inputs i ON i.run_id = r.id WHERE i.path = 'shrink3.st'"
+expect_out shrink_hash_unknown "^ok\|6\|unknown$"
+expect shrink_hash_rerun 0 ing --dataset r3 --sparsify topk:4 shrink3.st
+expect_out shrink_hash_rerun_skips "added 0 sequences .*skipped 6 duplicates"
 
 : > empty.jsonl
 expect empty_exit 1 ing --dataset d empty.jsonl

@@ -5,6 +5,9 @@
  *   SLIM_FAULT_PREAD_FILE=name   a descriptor whose path ends in /name
  *   SLIM_FAULT_PREAD_END=n       its preads see the file end at byte n
  *                                (short reads, then 0)
+ *   SLIM_FAULT_PREAD_SIZE=m      optional: only preads asking for exactly
+ *                                m bytes do (the input hash reads whole
+ *                                blocks: a file's only, short block is m)
  *
  * Every other read passes through.  Built without sanitizers (the ASan
  * build's test sets verify_asan_link_order=0).
@@ -33,8 +36,8 @@ static int is_target(int fd)
 static ssize_t faulty(const char *sym, int fd, void *buf, size_t count, off_t off)
 {
     ssize_t (*real)(int, void *, size_t, off_t) = (ssize_t (*)(int, void *, size_t, off_t))dlsym(RTLD_NEXT, sym);
-    const char *end = getenv("SLIM_FAULT_PREAD_END");
-    if (end && is_target(fd)) {
+    const char *end = getenv("SLIM_FAULT_PREAD_END"), *size = getenv("SLIM_FAULT_PREAD_SIZE");
+    if (end && is_target(fd) && (!size || !*size || (size_t)atoll(size) == count)) {
         off_t e = (off_t)atoll(end);
         if (off >= e) return 0;
         if ((off_t)count > e - off) count = (size_t)(e - off);
