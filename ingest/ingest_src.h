@@ -31,7 +31,12 @@ typedef struct slim_src {
     const uint8_t *rows_map;   /*   and its mapping (file offset 0) */
     int is_logprob;            /* values are log-probs (lse 0) */
     uint32_t V;                /* logit width when the input fixes it, else 0 */
+    uint8_t *ebuf; size_t ebufcap;  /* tokens / lengths / mask of a sequence, pread */
 } slim_src;
+
+/* Bytes [off, off + n) of fd into buf, pread until done: the count read,
+ * fewer on an error (errno set) or at the end of the file (errno 0). */
+size_t slim_pread_full(int fd, void *buf, size_t n, uint64_t off);
 
 int slim_src_open(slim_src *s, const char *path, int fmt, char *err, size_t cap);
 int slim_src_add_npy(slim_src *s, const char *path, char *err, size_t cap);

@@ -243,20 +243,6 @@ static int ensure_workers(ictx *c, int which, size_t nseq)
     return 0;
 }
 
-/* Read bytes [off, off + n) of fd into buf; the bytes read (fewer: an
- * error, errno set, or the end of the file, errno 0). */
-static size_t read_at(int fd, uint8_t *buf, size_t n, uint64_t off)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = pread(fd, buf + got, n - got, (off_t)(off + got));
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) { if (!r) errno = 0; break; }
-        got += (size_t)r;
-    }
-    return got;
-}
-
 /*
  * Sparsify rows [r0, r1) of sequence q (its dists are laid out), read a
  * few at a time into buf (pread: on the development VM a first pass over a
@@ -278,7 +264,7 @@ static int sparsify_rows(ictx *c, slim_sparse_ws *ws, uint8_t *buf, slim_batch *
         if (t == t0 + have) {
             uint32_t want = r1 - t < R ? r1 - t : R;
             double w0 = now_s();
-            size_t got = read_at(q->fd, buf, want * q->row_stride, q->rows_off + t * q->row_stride);
+            size_t got = slim_pread_full(q->fd, buf, want * q->row_stride, q->rows_off + t * q->row_stride);
             *tr += now_s() - w0;
             t0 = t;
             have = (uint32_t)(got / q->row_stride);

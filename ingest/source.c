@@ -155,12 +155,59 @@ static int layout(slim_src *s, char *err, size_t cap)
 }
 
 /* Sequence n's token span [*start, *start + *len) inside its padded row. */
+size_t slim_pread_full(int fd, void *buf, size_t n, uint64_t off)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, (uint8_t *)buf + got, n - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) { if (!r) errno = 0; break; }
+        got += (size_t)r;
+    }
+    return got;
+}
+
+/*
+ * Elements [i, i + n) of tensor t, for sequence seq: read with pread into
+ * s->ebuf rather than through the mapping, so that a file truncated under
+ * the ingest stops it with a message (`what` names them) instead of
+ * SIGBUS.  The bytes, or NULL with the message in err.
+ */
+static const uint8_t *read_elems(slim_src *s, const slim_tensor *t, uint64_t i, uint64_t n,
+                                 uint64_t seq, const char *what, char *err, size_t cap)
+{
+    size_t es = slim_dtype_size(t->dtype), len = (size_t)n * es;
+    uintptr_t at = (uintptr_t)t->data;
+    int k = 0;
+    while (k < s->ts.nmaps && !(at >= (uintptr_t)s->ts.map[k]
+                                && at - (uintptr_t)s->ts.map[k] < s->ts.maplen[k]))
+        k++;
+    if (!len || k == s->ts.nmaps) return t->data + i * es;  /* nothing to read / not mapped */
+    if (len > s->ebufcap) {
+        uint8_t *b = realloc(s->ebuf, len);
+        if (!b) { snprintf(err, cap, "out of memory"); return NULL; }
+        s->ebuf = b;
+        s->ebufcap = len;
+    }
+    uint64_t off = (uint64_t)(at - (uintptr_t)s->ts.map[k]) + i * es;
+    size_t got = slim_pread_full(s->ts.fd[k], s->ebuf, len, off);
+    if (got < len) {
+        snprintf(err, cap, "'%s': sequence %llu: cannot read %s (byte %llu): %s", s->path,
+                 (unsigned long long)seq, what, (unsigned long long)(off + got),
+                 errno ? strerror(errno) : "the file ended early (was it truncated?)");
+        return NULL;
+    }
+    return s->ebuf;
+}
+
 static int span_of(slim_src *s, uint64_t n, uint64_t *start, uint64_t *len, char *err, size_t cap)
 {
     *start = 0;
     *len = s->T;
     if (s->lengths) {
-        int64_t L = slim_int_at(s->lengths->dtype, s->lengths->data, n);
+        const uint8_t *e = read_elems(s, s->lengths, n, 1, n, "its length", err, cap);
+        if (!e) return SLIM_EIO;
+        int64_t L = slim_int_at(s->lengths->dtype, e, 0);
         if (L < 0 || (uint64_t)L > s->T) {
             snprintf(err, cap, "'%s': sequence %llu: length %lld outside 0..%llu", s->path,
                      (unsigned long long)n, (long long)L, (unsigned long long)s->T);
@@ -170,8 +217,10 @@ static int span_of(slim_src *s, uint64_t n, uint64_t *start, uint64_t *len, char
     } else if (s->mask) {
         /* left or right padding: the ones must be one contiguous run */
         uint64_t first = s->T, count = 0, last = 0;
+        const uint8_t *e = read_elems(s, s->mask, n * s->T, s->T, n, "its attention_mask", err, cap);
+        if (!e) return SLIM_EIO;
         for (uint64_t t = 0; t < s->T; t++)
-            if (slim_int_at(s->mask->dtype, s->mask->data, n * s->T + t)) {
+            if (slim_int_at(s->mask->dtype, e, t)) {
                 if (first == s->T) first = t;
                 last = t;
                 count++;
@@ -251,6 +300,7 @@ void slim_src_close(slim_src *s)
     if (s->f) fclose(s->f);
     free(s->line);
     jsonl_free(s);
+    free(s->ebuf);
     slim_tensors_release(&s->ts);
     memset(s, 0, sizeof *s);
 }
@@ -271,8 +321,10 @@ static int tensor_seq(slim_src *s, uint64_t n, uint32_t V, slim_batch *b, char *
     q->T = (uint32_t)L;
     q->npos = (uint32_t)L;
     size_t base = n * s->T + st;
+    const uint8_t *ids = read_elems(s, s->ids, base, L, n, "its tokens", err, cap);
+    if (!ids) return SLIM_EIO;
     for (uint64_t t = 0; t < L; t++) {
-        int64_t id = slim_int_at(s->ids->dtype, s->ids->data, base + t);
+        int64_t id = slim_int_at(s->ids->dtype, ids, t);
         if (id < 0 || (V && id >= V)) {
             snprintf(err, cap, "'%s': sequence %llu position %llu: token id %lld outside 0..%u",
                      s->path, (unsigned long long)n, (unsigned long long)t, (long long)id, V - 1);
@@ -569,14 +621,8 @@ void slim_fhash_feed(slim_fhash *h, slim_fhash_run *r, const uint8_t *p, size_t 
  * be read (an error, or the file ended early). */
 static int read_block(slim_fhash *h, uint64_t i)
 {
-    size_t n = block_len(h, i), got = 0;
-    while (got < n) {
-        ssize_t r = pread(h->fd, h->blk + got, n - got, (off_t)(i * SLIM_HASH_BLOCK + got));
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return 1;
-        got += (size_t)r;
-    }
-    return 0;
+    size_t n = block_len(h, i);
+    return slim_pread_full(h->fd, h->blk, n, i * SLIM_HASH_BLOCK) != n;
 }
 
 void slim_fhash_fold(slim_fhash *h, uint64_t end)

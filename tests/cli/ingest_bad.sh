@@ -64,6 +64,16 @@ run sqlite3 "$S/meta.sqlite" "SELECT r.status, i.added, i.content_hash FROM inge
 expect_out shrink_hash_unknown "^ok\|6\|unknown$"
 expect shrink_hash_rerun 0 ing --dataset r3 --sparsify topk:4 shrink3.st
 expect_out shrink_hash_rerun_skips "added 0 sequences .*skipped 6 duplicates"
+# tokens are read with pread too (input_ids: 40 bytes a sequence from
+# byte 176): sequence 3's cannot be read, the three before are committed
+cp shrink.st shrink4.st
+pread_size=40
+expect shrink_tok_exit 1 eof_ing shrink4.st 296 --dataset r4 --sparsify topk:4 --batch-positions 5 shrink4.st
+pread_size=
+expect_err shrink_tok_msg "^slim-ingest: 'shrink4.st': sequence 3: cannot read its tokens \\(byte 296\\): the file ended early \\(was it truncated\\?\\)$"
+expect_err shrink_tok_committed "committed 3 new sequences before the error"
+run sqlite3 "$S/meta.sqlite" "SELECT r.status, i.added FROM ingest_runs r JOIN ingest_inputs i ON i.run_id = r.id WHERE i.path = 'shrink4.st'"
+expect_out shrink_tok_run_recorded "^failed\|3$"
 
 : > empty.jsonl
 expect empty_exit 1 ing --dataset d empty.jsonl
