@@ -167,9 +167,16 @@ static int validate(slim_preparer *pr, slim_prepared *p, size_t *entries)
 static int encode_all(slim_preparer *pr, slim_prepared *p, size_t entries, slim_hasher *h)
 {
     slim_chunk_params par = {p->kind, p->prec, p->V, p->from, 0};
-    /* one bound for the whole range: every chunk is encoded in place at
-     * the end of buf, so buf never moves under a chunk being written */
-    size_t bound = slim_chunk_bound(p->npos - p->from, entries) + 64 * (size_t)(p->npos - p->from + 1);
+    /* room for the whole range: every chunk is encoded in place at the end
+     * of buf (a chunk that does not fit is encoded again after buf grows).
+     * The codec's worst case is ~7x what a dense position takes, and with
+     * the tool's huge-page heap (slim_tool_big_heap) every buffer sized for
+     * it touched a 2 MiB page of its own; past the first sequence, 1.25x the
+     * most bytes per entry this preparer has seen (and 1 KiB a position) */
+    uint32_t np = p->npos - p->from;
+    size_t bound = slim_chunk_bound(np, entries) + 64 * (size_t)(np + 1);
+    double guess = pr->bpe * 1.25 * (double)(entries + np) + 1024.0 * np + 4096;
+    if (pr->bpe > 0 && guess < (double)bound) bound = (size_t)guess;
     if (slim__grow((void **)&p->buf, &p->bufcap, bound, 1)) return perr(p, SLIM_ENOMEM, "out of memory");
     for (uint32_t pos = p->from; pos < p->npos;) {
         size_t len;
@@ -197,6 +204,8 @@ static int encode_all(slim_preparer *pr, slim_prepared *p, size_t entries, slim_
         p->bytes += (int64_t)len;
         pos += used;
     }
+    double r = (double)(p->buflen) / (double)(entries + np);
+    if (r > pr->bpe) pr->bpe = r;
     return 0;
 }
 

@@ -64,6 +64,7 @@ struct slim_preparer {
     slim_dist *dbuf;
     size_t dcap;
     int verify;              /* SLIM_VERIFY_ENCODE: decode-after-encode */
+    double bpe;              /* most bytes per entry (+ per position) seen, 0 none */
 };
 
 struct slim_prepared {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../tests/lib/tap.h"
+#include "../store/write_internal.h"
 #include "test_store_util.h"
 
 #define V 5000
@@ -242,6 +243,52 @@ out:
     TAP_END();
 }
 
+/* A preparer sizes a sequence's buffer from the bytes per entry it has
+ * seen; a sequence that needs more (here lossless after logprob:0.01)
+ * overflows the guess, and the chunk that does not fit is encoded again
+ * after the buffer grows: the same bytes as from a fresh preparer. */
+static void test_buffer_guess(void)
+{
+    TAP_BEGIN("prepare_buffer_guess_grows");
+    const slim_precision lossless = {SLIM_PREC_LOSSLESS, 0};
+    tsu_seq small, big;
+    CHECK(tsu_make(&small, 7, V, 40, 4000, 0) == 0 && tsu_make(&big, 8, V, 60, 4000, 0) == 0, "make");
+    for (uint32_t t = 0; t < small.npos; t++) {  /* ids 0..k-1, one value: next to nothing an entry */
+        slim_dist *d = &small.d[t];
+        for (uint32_t j = 0; j < d->k; j++) { d->ids[j] = j; d->vals[j] = -1.0f; }
+        d->lse = 0.0f;
+    }
+    slim_preparer *pr = NULL, *fresh_pr = NULL;
+    slim_prepared *p1 = NULL, *p0 = NULL, *p2 = NULL;
+    CHECK(slim_preparer_new(&pr) == 0 && slim_preparer_new(&fresh_pr) == 0
+          && slim_prepared_new(&p1) == 0 && slim_prepared_new(&p0) == 0 && slim_prepared_new(&p2) == 0,
+          "new");
+    if (!pr || !fresh_pr || !p0 || !p1 || !p2) goto out;
+    CHECK(slim_seq_prepare(pr, SLIM_KIND_LOGITS, &prec, V, small.tokens, small.T, small.d, small.npos, p0) == 0,
+          "prepare small: %s", slim_prepared_errmsg(p0));
+    double learned = pr->bpe;
+    CHECK(slim_seq_prepare(pr, SLIM_KIND_LOGITS, &lossless, V, big.tokens, big.T, big.d, big.npos, p1) == 0,
+          "prepare big after small: %s", slim_prepared_errmsg(p1));
+    CHECK(slim_seq_prepare(fresh_pr, SLIM_KIND_LOGITS, &lossless, V, big.tokens, big.T, big.d, big.npos, p2) == 0,
+          "prepare big fresh: %s", slim_prepared_errmsg(p2));
+    /* prepare.c's guess for it (rounded up to a power of two by the
+     * buffer's growth), which must fall short for this to test anything */
+    double guess = learned * 1.25 * (double)(p2->entries + big.npos) + 1024.0 * big.npos + 4096;
+    CHECK(learned > 0 && 2 * guess < (double)p2->buflen,
+          "the guess must be too small to test its growth: %.0f bytes for %zu", guess, p2->buflen);
+    CHECK(p1->buflen == p2->buflen && p1->nchunks == p2->nchunks && !memcmp(p1->buf, p2->buf, p1->buflen)
+          && !memcmp(p1->hash, p2->hash, 16), "the grown buffer's chunks differ from a fresh preparer's");
+out:
+    slim_prepared_free(p0);
+    slim_prepared_free(p1);
+    slim_prepared_free(p2);
+    slim_preparer_free(pr);
+    slim_preparer_free(fresh_pr);
+    tsu_free(&small);
+    tsu_free(&big);
+    TAP_END();
+}
+
 int main(void)
 {
     const char *t = getenv("SLIM_TMP");
@@ -253,6 +300,7 @@ int main(void)
     make_seqs();
     test_identical();
     test_errors();
+    test_buffer_guess();
     for (int i = 0; i < NSEQ; i++) tsu_free(&seqs[i]);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
