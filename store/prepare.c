@@ -164,6 +164,30 @@ static int validate(slim_preparer *pr, slim_prepared *p, size_t *entries)
 
 /* Encode positions [from, npos) into p's chunks; with h, hash each chunk's
  * positions as the codec reconstructs them (in position order). */
+/* p->buf with room for `need` bytes, growing to an eighth more than that
+ * (not to a power of two, which would touch up to twice the bytes of the
+ * huge pages the tool's heap gives it), or half as much again when `more`
+ * (after a chunk did not fit: no reallocation per chunk).  Nothing is
+ * copied while the buffer is empty. */
+static int buf_room(slim_prepared *p, size_t need, int more)
+{
+    if (need <= p->bufcap) return 0;
+    size_t cap = need + need / 8;
+    if (more && cap < p->bufcap + p->bufcap / 2) cap = p->bufcap + p->bufcap / 2;
+    uint8_t *b;
+    if (p->buflen) b = realloc(p->buf, cap);
+    else {
+        free(p->buf);
+        p->buf = NULL;
+        p->bufcap = 0;
+        b = malloc(cap);
+    }
+    if (!b) return SLIM_ENOMEM;
+    p->buf = b;
+    p->bufcap = cap;
+    return 0;
+}
+
 static int encode_all(slim_preparer *pr, slim_prepared *p, size_t entries, slim_hasher *h)
 {
     slim_chunk_params par = {p->kind, p->prec, p->V, p->from, 0};
@@ -172,12 +196,12 @@ static int encode_all(slim_preparer *pr, slim_prepared *p, size_t entries, slim_
      * The codec's worst case is ~7x what a dense position takes, and with
      * the tool's huge-page heap (slim_tool_big_heap) every buffer sized for
      * it touched a 2 MiB page of its own; past the first sequence, 1.25x the
-     * most bytes per entry this preparer has seen (and 1 KiB a position) */
+     * most bytes per entry this preparer has seen (and 64 bytes a position) */
     uint32_t np = p->npos - p->from;
     size_t bound = slim_chunk_bound(np, entries) + 64 * (size_t)(np + 1);
-    double guess = pr->bpe * 1.25 * (double)(entries + np) + 1024.0 * np + 4096;
+    double guess = pr->bpe * 1.25 * (double)(entries + np) + 64.0 * np + 4096;
     if (pr->bpe > 0 && guess < (double)bound) bound = (size_t)guess;
-    if (slim__grow((void **)&p->buf, &p->bufcap, bound, 1)) return perr(p, SLIM_ENOMEM, "out of memory");
+    if (buf_room(p, bound, 0)) return perr(p, SLIM_ENOMEM, "out of memory");
     for (uint32_t pos = p->from; pos < p->npos;) {
         size_t len;
         uint32_t used;
@@ -187,8 +211,7 @@ static int encode_all(slim_preparer *pr, slim_prepared *p, size_t entries, slim_
         int rc = slim_chunk_encode(pr->codec, &par, p->dists + pos, p->npos - pos, p->buf + p->buflen,
                                    p->bufcap - p->buflen, &len, &used);
         if (rc == SLIM_ERANGE && len > p->bufcap - p->buflen) {  /* bound too tight: grow, retry */
-            if (slim__grow((void **)&p->buf, &p->bufcap, p->buflen + len, 1))
-                return perr(p, SLIM_ENOMEM, "out of memory");
+            if (buf_room(p, p->buflen + len, 1)) return perr(p, SLIM_ENOMEM, "out of memory");
             continue;
         }
         if (rc || used == 0)
