@@ -39,32 +39,11 @@ static void die(const char *msg)
 
 /* ---------------------------------------------------------- top-k (bench) */
 
-static void swapf(float *a, float *b) { float t = *a; *a = *b; *b = t; }
-
-/* k-th largest of x[0..n) by quickselect (x is scrambled). */
-static float kth_largest(float *x, size_t n, size_t k)
-{
-    size_t lo = 0, hi = n - 1, want = k - 1;
-    while (lo < hi) {
-        float piv = x[lo + (hi - lo) / 2];
-        size_t i = lo, j = hi;
-        while (i <= j) {
-            while (x[i] > piv) i++;
-            while (x[j] < piv) j--;
-            if (i <= j) { swapf(&x[i], &x[j]); i++; if (j == 0) break; j--; }
-        }
-        if (want <= j) hi = j;
-        else if (want >= i) lo = i;
-        else break;
-    }
-    return x[want];
-}
-
 static uint32_t topk(const float *row, uint32_t V, uint32_t k, float *tmp,
                      uint32_t *ids, float *vals)
 {
     memcpy(tmp, row, V * sizeof *tmp);
-    float thr = kth_largest(tmp, V, k);
+    float thr = synth_kth_largest(tmp, V, k);
     uint32_t n = 0, above = 0;
     for (uint32_t j = 0; j < V; j++) above += row[j] > thr;
     /* one pass in id order, as the sparsifier hands them over: every value

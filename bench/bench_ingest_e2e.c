@@ -147,26 +147,6 @@ static double naive_rows_per_s(const float *rows, uint32_t V, uint32_t k, int n,
     return sink == 12345.678 ? 0 : n / t;
 }
 
-/* Hoare quickselect over a copy of the row: afterwards w[k-1] is the k-th
- * largest value and w[0..k) the k largest. */
-static void qselect(float *w, long n, long k)
-{
-    long lo = 0, hi = n - 1;
-    k--;
-    while (lo < hi) {
-        float p = w[lo + (hi - lo) / 2];
-        long i = lo, j = hi;
-        while (i <= j) {
-            while (w[i] > p) i++;
-            while (w[j] < p) j--;
-            if (i <= j) { float t = w[i]; w[i] = w[j]; w[j] = t; i++; j--; }
-        }
-        if (k <= j) hi = j;
-        else if (k >= i) lo = i;
-        else break;
-    }
-}
-
 /* The machine reference of ../shared/DESIGN.md ("quickselect ~4k rows/s"):
  * top k of a row by a plain quickselect on a copy, then the ids of the
  * values above the k-th and of as many equal to it as fit.  Selection
@@ -182,8 +162,7 @@ static double qselect_rows_per_s(const float *rows, uint32_t V, uint32_t k, int 
         for (int r = 0; r < n; r++) {
             const float *x = rows + (size_t)r * V;
             memcpy(w, x, (size_t)V * sizeof *w);
-            qselect(w, V, k);
-            float kth = w[k - 1];
+            float kth = synth_kth_largest(w, V, k);
             uint32_t m = 0;
             for (uint32_t i = 0; i < V && m < k; i++) if (x[i] > kth) ids[m++] = i;
             for (uint32_t i = 0; i < V && m < k; i++) if (x[i] == kth) ids[m++] = i;

@@ -87,3 +87,28 @@ void synth_row(synth *g, float *row, double *lse)
         *lse = mx + log(s);
     }
 }
+
+float synth_kth_largest(float *x, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n - 1, want = k - 1;
+    while (lo < hi) {
+        float piv = x[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (x[i] > piv) i++;
+            while (x[j] < piv) j--;
+            if (i <= j) {
+                float t = x[i];
+                x[i] = x[j];
+                x[j] = t;
+                i++;
+                if (j == 0) break;
+                j--;
+            }
+        }
+        if (want <= j) hi = j;
+        else if (want >= i) lo = i;
+        else break;
+    }
+    return x[want];
+}

@@ -50,4 +50,9 @@ uint32_t synth_below(synth *g, uint32_t n); /* [0, n), n >= 1 */
  * logsumexp(row) computed in double. */
 void synth_row(synth *g, float *row, double *lse);
 
+/* The k-th largest of x[0..n) (1 <= k <= n) by a plain Hoare quickselect,
+ * x scrambled: the benchmarks' textbook baseline (and the machine
+ * reference of ../shared/DESIGN.md, "quickselect ~4k rows/s"). */
+float synth_kth_largest(float *x, size_t n, size_t k);
+
 #endif
