@@ -154,7 +154,6 @@ static int layout(slim_src *s, char *err, size_t cap)
     return 0;
 }
 
-/* Sequence n's token span [*start, *start + *len) inside its padded row. */
 size_t slim_pread_full(int fd, void *buf, size_t n, uint64_t off)
 {
     size_t got = 0;
@@ -200,6 +199,7 @@ static const uint8_t *read_elems(slim_src *s, const slim_tensor *t, uint64_t i, 
     return s->ebuf;
 }
 
+/* Sequence n's token span [*start, *start + *len) inside its padded row. */
 static int span_of(slim_src *s, uint64_t n, uint64_t *start, uint64_t *len, char *err, size_t cap)
 {
     *start = 0;

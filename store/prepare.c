@@ -162,8 +162,6 @@ static int validate(slim_preparer *pr, slim_prepared *p, size_t *entries)
 
 /* ------------------------------------------------------------ encoding */
 
-/* Encode positions [from, npos) into p's chunks; with h, hash each chunk's
- * positions as the codec reconstructs them (in position order). */
 /* p->buf with room for `need` bytes, growing to an eighth more than that
  * (not to a power of two, which would touch up to twice the bytes of the
  * huge pages the tool's heap gives it), or half as much again when `more`
@@ -188,6 +186,8 @@ static int buf_room(slim_prepared *p, size_t need, int more)
     return 0;
 }
 
+/* Encode positions [from, npos) into p's chunks; with h, hash each chunk's
+ * positions as the codec reconstructs them (in position order). */
 static int encode_all(slim_preparer *pr, slim_prepared *p, size_t entries, slim_hasher *h)
 {
     slim_chunk_params par = {p->kind, p->prec, p->V, p->from, 0};

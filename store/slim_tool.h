@@ -14,11 +14,12 @@ void slim_tool_init(const char *name);
  * encoded records, LMDB's dirty pages): one malloc arena whose heap grows
  * in 256 MiB steps, is never trimmed, and is advised for transparent huge
  * pages, where the kernel offers them on request (THP "madvise" mode).  On
- * the development VM a first touch of a fresh 4 KiB page cost ~10 µs and
- * the first two batches of a dense ingest ran ~25 % slower than the rest
- * (docs/BENCHMARKS.md, "Ingest", session 5).  Call once, first thing in
- * main, before any thread exists.  Advice only: with another allocator
- * (a sanitizer's, say) or without THP nothing changes but the settings.
+ * the development VM a first touch of a fresh 4 KiB page cost ~10 µs, and
+ * the first two batches of a dense ingest spent 1.6-2.1x the CPU of the
+ * others encoding (docs/BENCHMARKS.md, "Ingest", session 5).  Call once,
+ * first thing in main, before any thread exists.  Advice only: with another
+ * allocator (a sanitizer's, say) or without THP nothing changes but the
+ * settings.
  */
 void slim_tool_big_heap(void);
 
