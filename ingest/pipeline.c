@@ -31,8 +31,8 @@
 
 /* A sequence's first bad dense row: pos UINT32_MAX none; err nonzero: the
  * row could not be read (errno, or -1: the file ended early), else token
- * id's logit is not finite (or every logit is -Inf). */
-typedef struct slim_badrow { uint32_t pos, id; int err; } slim_badrow;
+ * id's logit v is not finite (or every logit is -Inf). */
+typedef struct slim_badrow { uint32_t pos, id; int err; float v; } slim_badrow;
 
 typedef struct ictx {
     slim_store *st;
@@ -286,6 +286,7 @@ static int sparsify_rows(ictx *c, slim_sparse_ws *ws, uint8_t *buf, slim_batch *
         if (slim_sparsify_row(&c->sp, ws, x, V, stream0 + (p - b->ndist0), &b->dists[p], &bad)) {
             br->pos = t;
             br->id = bad;
+            br->v = x[bad];  /* the message needs no second read of the row */
             return 1;
         }
         /* timed by the vDSO clock: a thread-CPU clock read is a system
@@ -427,7 +428,7 @@ static int work_batch(ictx *c, int which, slim_batch *b, const slim_src *s, uint
 #pragma omp single
     for (size_t i = 0; i < nseq; i++) {
         uint32_t np = b->seqs[i].npos;
-        c->bad[i] = (slim_badrow){ UINT32_MAX, 0, 0 };
+        c->bad[i] = (slim_badrow){ UINT32_MAX, 0, 0, 0 };
         if (i + nsplit < nseq || np < 2) {
 #pragma omp task firstprivate(i, np)
             seq_part(&w, i, 0, np, &c->bad[i], 1);
@@ -455,7 +456,7 @@ static int work_batch(ictx *c, int which, slim_batch *b, const slim_src *s, uint
         cs += c->tacc[t][0]; cp += c->tacc[t][1]; ch += c->tacc[t][2]; cr += c->tacc[t][3];
     }
     for (size_t i = 0; c->fh_on && i < nseq; i++)
-        if (c->bad[i].pos != UINT32_MAX && c->bad[i].err) {  /* the file shrank: its map would fault */
+        if (c->bad[i].pos != UINT32_MAX && c->bad[i].err) {  /* the file shrank: no hash for it */
             c->fh_lost = 1;
             fh = NULL;
         }
@@ -480,8 +481,7 @@ static int work_batch(ictx *c, int which, slim_batch *b, const slim_src *s, uint
             *nseq_ok = i;
             return SLIM_EIO;
         }
-        const uint8_t *row = q->rows + br->pos * q->row_stride;
-        float v = slim_float_at(q->dtype, row, br->id);
+        float v = br->v;
         snprintf(c->err, c->cap, "'%s': %s position %u: logit of token %u is %s", s->path,
                  q->where, br->pos, br->id,
                  v != v ? "NaN" : v == INFINITY ? "+Inf" : "-Inf everywhere");

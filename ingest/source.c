@@ -86,6 +86,18 @@ static void shape_str(const slim_tensor *t, char *buf, size_t cap)
     if (n < cap) snprintf(buf + n, cap - n, "]");
 }
 
+/* The mapping of ts that holds p (a tensor's data; its end counts, for an
+ * empty tensor): its index, or -1. */
+static int map_of(const slim_tensors *ts, const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    for (int k = 0; k < ts->nmaps; k++) {
+        uintptr_t m = (uintptr_t)ts->map[k];
+        if (m && a >= m && a - m <= ts->maplen[k]) return k;
+    }
+    return -1;
+}
+
 /* Check the tensors a file gives and how they fit together. */
 static int layout(slim_src *s, char *err, size_t cap)
 {
@@ -129,12 +141,10 @@ static int layout(slim_src *s, char *err, size_t cap)
     }
     s->V = s->dense ? s->W : 0;
     s->rows_fd = -1;
-    for (int i = 0; s->dense && i < s->ts.nmaps; i++) {  /* the file the rows are read from */
-        const uint8_t *m = s->ts.map[i];
-        if (m && s->logits->data >= m && s->logits->data <= m + s->ts.maplen[i]) {
-            s->rows_fd = s->ts.fd[i];
-            s->rows_map = m;
-        }
+    int k = s->dense ? map_of(&s->ts, s->logits->data) : -1;  /* the file the rows are read from */
+    if (k >= 0) {
+        s->rows_fd = s->ts.fd[k];
+        s->rows_map = s->ts.map[k];
     }
     s->lengths = slim_tensors_find(ts, "lengths");
     s->mask = slim_tensors_find(ts, "attention_mask");
@@ -176,19 +186,15 @@ static const uint8_t *read_elems(slim_src *s, const slim_tensor *t, uint64_t i, 
                                  uint64_t seq, const char *what, char *err, size_t cap)
 {
     size_t es = slim_dtype_size(t->dtype), len = (size_t)n * es;
-    uintptr_t at = (uintptr_t)t->data;
-    int k = 0;
-    while (k < s->ts.nmaps && !(at >= (uintptr_t)s->ts.map[k]
-                                && at - (uintptr_t)s->ts.map[k] < s->ts.maplen[k]))
-        k++;
-    if (!len || k == s->ts.nmaps) return t->data + i * es;  /* nothing to read / not mapped */
+    int k = map_of(&s->ts, t->data);
+    if (!len || k < 0) return t->data + i * es;  /* nothing to read / not mapped */
     if (len > s->ebufcap) {
         uint8_t *b = realloc(s->ebuf, len);
         if (!b) { snprintf(err, cap, "out of memory"); return NULL; }
         s->ebuf = b;
         s->ebufcap = len;
     }
-    uint64_t off = (uint64_t)(at - (uintptr_t)s->ts.map[k]) + i * es;
+    uint64_t off = (uint64_t)(t->data - (const uint8_t *)s->ts.map[k]) + i * es;
     size_t got = slim_pread_full(s->ts.fd[k], s->ebuf, len, off);
     if (got < len) {
         snprintf(err, cap, "'%s': sequence %llu: cannot read %s (byte %llu): %s", s->path,

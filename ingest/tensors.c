@@ -321,8 +321,9 @@ int slim_npy_parse(const uint8_t *buf, size_t len, const char *name, slim_tensor
 
 /* ---------------------------------------------------------------- mapping */
 
-/* Map `path` whole and keep it open (*fd): the mapping is for headers,
- * tokens and messages, the descriptor for dense rows (read with pread). */
+/* Map `path` whole and keep it open (*fd): the mapping is for headers and
+ * already-sparse entries, the descriptor for dense rows, tokens and the
+ * input hash (read with pread, source.c). */
 static int map_file(const char *path, void **map, size_t *len, int *fdp, char *err, size_t cap)
 {
     int fd = open(path, O_RDONLY);
