@@ -51,15 +51,18 @@ void slim_src_close(slim_src *s);
 /*
  * The input content hash, built block by block (source.c has the
  * definition; slim_file_hash and slim_hash_bytes are its one-call forms).
- * Over a mapping of the file, for a batch of rows ending at byte `end`:
- * open a window (slim_fhash_window); workers that read the rows feed their
- * bytes as they go (slim_fhash_feed: a block of the window that a worker
- * holds from its first byte to its last is digested by that worker, each
- * by at most one), then the window is folded in order (slim_fhash_fold:
- * the blocks ending by `end`, the missing ones digested from the mapping,
- * or read from the file with slim_fhash_use_fd).  slim_fhash_final digests
- * and folds what is left, so the hash is complete however far the ingest
- * got.  Memory: 17 bytes per 64 KiB of a window, never per file.
+ * Over a mapping of the file, for each batch of rows: open a window on the
+ * blocks wholly inside its rows (slim_fhash_window); workers that read the
+ * rows feed their bytes as they go (slim_fhash_feed: a block of the window
+ * that a worker holds from its first byte to its last is digested by that
+ * worker, each by at most one), then, once the batch's workers are done,
+ * the blocks up to the batch's end are folded in order (slim_fhash_fold:
+ * the missing ones digested from the mapping, or read from the file with
+ * slim_fhash_use_fd).  Two windows may be open at once (a batch being
+ * worked on while the one before it is folded): their digests share a ring
+ * sized by slim_fhash_reserve.  slim_fhash_final digests and folds what is
+ * left, so the hash is complete however far the ingest got.  Memory: 17
+ * bytes per 64 KiB of the ring, never per file.
  */
 #define SLIM_HASH_BLOCK 65536u
 struct XXH3_state_s;
@@ -67,21 +70,25 @@ typedef struct slim_fhash {
     const uint8_t *map;        /* the bytes [len], or NULL (slim_file_hash feeds them) */
     uint64_t len, nblk;        /* bytes, blocks */
     uint64_t folded;           /* blocks [0, folded) are in st */
-    uint64_t wend;             /* window: blocks [folded, wend) may be digested by workers */
-    uint8_t (*dig)[16];        /* [cap] the window's digests, block folded + k at k */
-    uint8_t *have;             /* [cap] 1: dig[k] is set */
+    uint8_t (*dig)[16];        /* [cap] ring: block i's digest at i % cap */
+    uint8_t *have;             /* [cap] 1: that digest is set */
     size_t cap;
+    uint64_t wlo, whi;         /* the last window opened: blocks [wlo, whi) */
     struct XXH3_state_s *st;   /* XXH3-128 over d_0 ‖ d_1 ‖ … */
     int fd;                    /* >= 0: missing blocks are pread from it, not mapped */
     uint8_t *blk;              /*   one block's bytes, read from fd */
     int failed;                /*   a block could not be read: no hash */
 } slim_fhash;
 
-/* A worker's run of consecutive bytes: the next byte it will feed, and the
- * block it holds the start of (its digest so far in st). */
+/* Blocks [lo, hi) that workers may digest for one batch. */
+typedef struct slim_fhash_win { uint64_t lo, hi; } slim_fhash_win;
+
+/* A worker's run of consecutive bytes: the next byte it will feed, the
+ * block it holds the start of (its digest so far in st), its window. */
 typedef struct slim_fhash_run {
     uint64_t at;
     uint64_t blk;              /* UINT64_MAX: none */
+    slim_fhash_win win;
     void *st;                  /* an XXH3 state (source.c picks the build) */
 } slim_fhash_run;
 
@@ -94,18 +101,25 @@ int slim_fhash_init(slim_fhash *h, const void *map, uint64_t len);
  * that shrank under the ingest leaves the hash unknown instead of raising
  * SIGBUS.  0 or SLIM_ENOMEM. */
 int slim_fhash_use_fd(slim_fhash *h, int fd);
-/* The window for a batch whose rows end at byte `end`; on SLIM_ENOMEM the
- * window is empty (workers digest nothing, the fold does it all). */
-int slim_fhash_window(slim_fhash *h, uint64_t end);
-/* A run starting at byte `at` (a worker's sequence): 0 or SLIM_ENOMEM. */
-int slim_fhash_run_start(slim_fhash_run *r, uint64_t at);
+/* A ring for windows of up to n blocks, two open at once: 0 or
+ * SLIM_ENOMEM.  Before the first window. */
+int slim_fhash_reserve(slim_fhash *h, uint64_t n);
+/* The window of a batch whose rows are bytes [lo, hi) into *w: 0, or 1
+ * when the workers are to digest nothing of it (it does not begin after
+ * the last window, or the two do not fit the ring, or it holds no whole
+ * block): the fold then digests its blocks.  On the thread that folds,
+ * or ordered before it; the window before the last must be folded. */
+int slim_fhash_window(slim_fhash *h, uint64_t lo, uint64_t hi, slim_fhash_win *w);
+/* A run in window w starting at byte `at` (a worker's sequence): 0 or
+ * SLIM_ENOMEM. */
+int slim_fhash_run_start(slim_fhash_run *r, const slim_fhash_win *w, uint64_t at);
 /* The run's next n bytes, p: digest the window's blocks they complete.
  * Runs of different workers must not overlap. */
 void slim_fhash_feed(slim_fhash *h, slim_fhash_run *r, const uint8_t *p, size_t n);
 void slim_fhash_run_release(slim_fhash_run *r);
-/* Fold blocks ending by byte `end` in order (digesting the missing ones)
- * and close the window. */
-void slim_fhash_fold(slim_fhash *h, uint64_t end);
+/* Fold the blocks ending by byte `end` in order: those of window w (NULL:
+ * none) that a worker digested, the others digested here. */
+void slim_fhash_fold(slim_fhash *h, uint64_t end, const slim_fhash_win *w);
 /* Fold every block left, then the length: "xxh3-128x64k:" + 32 hex, and
  * 0; or, when a block could not be read from the fd, "unknown" and
  * SLIM_EIO. */

@@ -1,18 +1,20 @@
 /*
  * pipeline.c — files to committed sequences.  Per batch (about a thousand
- * positions of whole sequences): parse, then on every core one task per
- * sequence (the batch's last two in halves) reads its dense rows a few at a
- * time into a buffer (pread) and sparsifies them (one workspace per
- * thread), and validates and encodes its records (slim_seq_prepare, one
- * preparer per thread); then one writer thread appends the prepared
+ * positions of whole sequences): the main thread parses it into a free
+ * slot and queues its units, one per sequence (the batch's last two in
+ * halves); the workers (the main thread among them) take units in order,
+ * read a sequence's dense rows a few at a time into a buffer (pread),
+ * sparsify them (one workspace per thread), and validate and encode its
+ * records (slim_seq_prepare, one preparer per thread); the unit that ends
+ * a batch hands it to one writer thread, which appends the prepared
  * sequences in input order — ingest-time dedup by exact tokens, prefix
- * sharing — and commits while the next batch is worked on.  The input's
- * content hash (a block-list hash, source.c) of dense safetensors is
- * digested by the workers from the rows they read (from L2, not DRAM), the
- * few blocks no worker holds whole after each batch; other inputs are
- * hashed on a thread of its own meanwhile.  The unit of atomicity is a
- * sequence: a bad one stops the run after the sequences before it are
- * committed (docs/INGEST.md).
+ * sharing — and commits while the workers go on with the next batch (see
+ * islot).  The input's content hash (a block-list hash, source.c) of dense
+ * safetensors is digested by the workers from the rows they read (from L2,
+ * not DRAM), the few blocks no worker holds whole by the writer; other
+ * inputs are hashed on a thread of its own meanwhile.  The unit of
+ * atomicity is a sequence: a bad one stops the run after the sequences
+ * before it are committed (docs/INGEST.md).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +36,39 @@
  * id's logit v is not finite (or every logit is -Inf). */
 typedef struct slim_badrow { uint32_t pos, id; int err; float v; } slim_badrow;
 
+/*
+ * A batch in flight.  The main thread fills a free slot (parses it; dense
+ * rows are read by the workers) and queues its units; the workers (the
+ * main thread among them when it has nothing to fill) run units in queue
+ * order; the unit that ends a slot's work hands it to the writer thread,
+ * which checks it, writes it in input order, commits and frees the slot.
+ * No barrier between batches: workers go from one batch's last units to
+ * the next one's first.  (With a barrier per batch, one of the two cores
+ * had waited 3-4 ms at the end of each ~30 ms batch of a dense ingest, and
+ * one ~1 ms while the next batch was filled; instrumented.)
+ */
+enum { SLOT_FREE, SLOT_WORK, SLOT_DONE };
+#define NSLOT 2
+typedef struct islot {
+    slim_batch b;
+    int state;
+    uint64_t no;                /* batch number within the input */
+    size_t nunits, taken, left; /* units queued, handed out, not ended */
+    size_t nsplit;              /* the last nsplit sequences run as two units each */
+    int halves_left[2];         /*   per split sequence: its units not ended */
+    int frc, eof;               /* the fill's result (on error the batch holds the
+                                   sequences before it) */
+    char ferr[1024];            /*   and its message */
+    uint64_t stream0;           /* sample stream of the batch's first position */
+    int hashed;                 /* its dense rows feed the input hash: */
+    slim_fhash_win win;         /*   the blocks the workers digest */
+    uint64_t hhi;               /*   the end of its rows, folded up to after the units */
+    uint64_t bytes_done;        /* progress once written */
+    slim_prepared **pp; size_t ppn;  /* per sequence */
+    slim_badrow *bad; size_t badcap; /* per sequence its first bad dense row, then two
+                                        per split sequence (one per unit) */
+} islot;
+
 typedef struct ictx {
     slim_store *st;
     const slim_ingest_opts *o;
@@ -49,7 +84,16 @@ typedef struct ictx {
     int64_t ds;                 /* dataset id, 0 = not yet */
     int64_t run;                /* ingest run id, 0 = not yet */
     slim_writer *w;             /* open transaction or NULL */
-    slim_batch bb[2];           /* one being filled while the other is written */
+    islot slot[NSLOT];          /* batches in flight */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;          /* units queued or ended, a slot filled, worked or written, the end */
+    uint64_t nfilled, nwritten; /* batches of this input */
+    int fill_end;               /* no more batches of this input */
+    int stop;                   /* an error: no more fills, units or writes */
+    int wdone, quit;            /* the writer has ended; workers are to end */
+    int wrc, irc;               /* the writer's error: a store's, an input's */
+    const slim_src *src;        /* the input worked on, and its V */
+    uint32_t V;
     char werr[1024];            /* the writer side's error message */
     uint64_t seen;              /* positions sparsified (sample streams) */
     int64_t *wseq; size_t wseqcap;  /* seq number given to each batch entry, -1 = none */
@@ -57,9 +101,6 @@ typedef struct ictx {
     uint8_t **rbuf;             /*   raw dense rows (see rows_per_read) */
     slim_fhash_run *hrun;       /*   its run of the input hash */
     slim_preparer **pr; int npr;        /* one per OpenMP thread */
-    slim_prepared **pp[2]; size_t ppn[2];  /* per batch entry, per batch buffer */
-    slim_badrow *bad; size_t badcap;    /* per batch entry: its first bad dense row (then
-                                           two per split sequence, see work_batch) */
     double (*tacc)[4]; int ntacc;       /* per thread: CPU s sparsify, prepare, hash; s read */
     int64_t f_added, f_skipped, f_refused;
     int file_ready;             /* dataset checked against this file */
@@ -209,11 +250,9 @@ static double thread_cpu_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* The per-batch arrays the workers fill: one preparer per thread, one
- * slim_prepared and one bad-row slot per sequence. */
-static int ensure_workers(ictx *c, int which, size_t nseq)
+/* Per thread, before any thread starts: a preparer and a CPU-time row. */
+static int ensure_workers(ictx *c, int n)
 {
-    int n = omp_get_max_threads();
     if (c->npr < n) {
         slim_preparer **pr = realloc(c->pr, (size_t)n * sizeof *pr);
         if (!pr) return SLIM_ENOMEM;
@@ -221,43 +260,60 @@ static int ensure_workers(ictx *c, int which, size_t nseq)
         for (; c->npr < n; c->npr++)
             if (slim_preparer_new(&c->pr[c->npr])) return SLIM_ENOMEM;
     }
-    if (c->ppn[which] < nseq) {
-        slim_prepared **pp = realloc(c->pp[which], nseq * sizeof *pp);
-        if (!pp) return SLIM_ENOMEM;
-        c->pp[which] = pp;
-        for (; c->ppn[which] < nseq; c->ppn[which]++)
-            if (slim_prepared_new(&pp[c->ppn[which]])) return SLIM_ENOMEM;
-    }
-    if (c->badcap < 3 * nseq) {
-        slim_badrow *br = realloc(c->bad, 3 * nseq * sizeof *br);
-        if (!br) return SLIM_ENOMEM;
-        c->bad = br;
-        c->badcap = 3 * nseq;
-    }
     if (c->ntacc < n) {
         double (*t)[4] = realloc(c->tacc, (size_t)n * sizeof *t);
         if (!t) return SLIM_ENOMEM;
         c->tacc = t;
         c->ntacc = n;
     }
+    memset(c->tacc, 0, (size_t)c->ntacc * sizeof *c->tacc);
     return 0;
+}
+
+/* A slot's per-sequence arrays: one slim_prepared and one bad-row slot per
+ * sequence (and two more per split sequence). */
+static int slot_reserve(islot *sl, size_t nseq)
+{
+    if (sl->ppn < nseq) {
+        slim_prepared **pp = realloc(sl->pp, nseq * sizeof *pp);
+        if (!pp) return SLIM_ENOMEM;
+        sl->pp = pp;
+        for (; sl->ppn < nseq; sl->ppn++)
+            if (slim_prepared_new(&pp[sl->ppn])) return SLIM_ENOMEM;
+    }
+    if (sl->badcap < 3 * nseq + 1) {
+        slim_badrow *br = realloc(sl->bad, (3 * nseq + 1) * sizeof *br);
+        if (!br) return SLIM_ENOMEM;
+        sl->bad = br;
+        sl->badcap = 3 * nseq + 1;
+    }
+    return 0;
+}
+
+static void slot_release(islot *sl)
+{
+    slim_batch_release(&sl->b);
+    for (size_t i = 0; i < sl->ppn; i++) slim_prepared_free(sl->pp[i]);
+    free(sl->pp);
+    free(sl->bad);
+    memset(sl, 0, sizeof *sl);
 }
 
 /*
  * Sparsify rows [r0, r1) of sequence q (its dists are laid out), read a
  * few at a time into buf (pread: on the development VM a first pass over a
  * fresh mapping of page-cache pages ran at a third of pread's speed,
- * docs/BENCHMARKS.md) and, with hash (fh non-NULL), each fed to the input
- * hash while it is in L2 (*th: seconds spent there, *tr: reading).  On a
- * bad or unreadable row fill *br and return nonzero.  stream0: sample
- * stream of the batch's first position.
+ * docs/BENCHMARKS.md) and, with hash (fh non-NULL, window win), each fed
+ * to the input hash while it is in L2 (*th: seconds spent there, *tr:
+ * reading).  On a bad or unreadable row fill *br and return nonzero.
+ * stream0: sample stream of the batch's first position.
  */
 static int sparsify_rows(ictx *c, slim_sparse_ws *ws, uint8_t *buf, slim_batch *b,
                          const slim_iseq *q, uint32_t r0, uint32_t r1, uint32_t V,
-                         uint64_t stream0, slim_badrow *br, slim_fhash *fh, slim_fhash_run *hr,
-                         double *th, double *tr)
+                         uint64_t stream0, slim_badrow *br, slim_fhash *fh,
+                         const slim_fhash_win *win, slim_fhash_run *hr, double *th, double *tr)
 {
-    if (fh && slim_fhash_run_start(hr, q->rows_off + r0 * q->row_stride))
+    if (fh && slim_fhash_run_start(hr, win, q->rows_off + r0 * q->row_stride))
         fh = NULL;  /* the fold digests them */
     uint32_t R = rows_per_read(q->row_stride), have = 0;  /* rows [t0, t0 + have) in buf */
     for (uint32_t t = r0, t0 = r0; t < r1; t++) {
@@ -310,57 +366,49 @@ static void advise(const void *p, uint64_t n, int advice)
 }
 
 /*
- * The byte range [*lo, *hi) of the batch's dense rows in the hashed mapping,
- * and its hash window opened; NULL when the workers do not hash this batch
- * (the fold digests its blocks then).  Batches ascend through the file, so
- * the next one's bytes (about as many) are read ahead now: a cold file is
- * read while this batch is worked on, as the hash thread used to do.
+ * The hash window of a slot's dense rows (sl->hashed, sl->win, and sl->hhi
+ * the end of its rows in the hashed mapping); none when the workers do not
+ * hash this batch (the fold digests its blocks then).  Batches ascend
+ * through the file, so the next one's bytes (about as many) are read ahead
+ * now: a cold file is read while this batch is worked on, as the hash
+ * thread used to do.
  */
-static slim_fhash *hash_window(ictx *c, const slim_batch *b, uint64_t *lo, uint64_t *hi)
+static void hash_window(ictx *c, islot *sl)
 {
     slim_fhash *fh = &c->fh;
-    if (!c->fh_on || !b->nseq) return NULL;
-    *lo = UINT64_MAX;
-    *hi = 0;
+    const slim_batch *b = &sl->b;
+    sl->hashed = 0;
+    if (!c->fh_on || !b->nseq) return;
+    uint64_t lo = UINT64_MAX, hi = 0;
     for (size_t i = 0; i < b->nseq; i++) {
         const slim_iseq *q = &b->seqs[i];
         uint64_t n = (uint64_t)q->npos * q->row_stride;
-        if (q->rows < fh->map || (uint64_t)(q->rows - fh->map) > fh->len - n) return NULL;
+        if (q->rows < fh->map || (uint64_t)(q->rows - fh->map) > fh->len - n) return;
         uint64_t a = (uint64_t)(q->rows - fh->map);
-        if (a < *lo) *lo = a;
-        if (a + n > *hi) *hi = a + n;
+        if (a < lo) lo = a;
+        if (a + n > hi) hi = a + n;
     }
-    if (*hi <= *lo || *lo < fh->folded * SLIM_HASH_BLOCK) return NULL;
-    advise(fh->map + *hi, *hi - *lo < fh->len - *hi ? *hi - *lo : fh->len - *hi, MADV_WILLNEED);
-    return slim_fhash_window(fh, *hi) ? NULL : fh;
+    if (hi <= lo) return;
+    advise(fh->map + hi, hi - lo < fh->len - hi ? hi - lo : fh->len - hi, MADV_WILLNEED);
+    sl->hhi = hi;
+    sl->hashed = slim_fhash_window(fh, lo, hi, &sl->win) == 0;
 }
 
-/* What work_batch's tasks share. */
-typedef struct wjob_ctx {
-    ictx *c;
-    slim_batch *b;
-    const slim_src *s;
-    uint32_t V;
-    uint64_t stream0;
-    slim_fhash *fh;
-    slim_prepared **pp;
-} wjob_ctx;
-
-/* One task: rows [r0, r1) of sequence i sparsified (dense input; a bad
- * one in *br), then, with prep, the sequence validated and encoded (every
- * row of it sparsified by then).  Thread CPU time into the thread's
- * c->tacc row. */
-static void seq_part(const wjob_ctx *w, size_t i, uint32_t r0, uint32_t r1, slim_badrow *br,
-                     int prep)
+/* One unit's part of a sequence: rows [r0, r1) of sequence i sparsified
+ * (dense input; a bad one in *br), then, with prep, the sequence validated
+ * and encoded (every row of it sparsified by then).  Thread CPU time into
+ * the thread's c->tacc row.  Nothing after an error (the slot will not be
+ * written). */
+static void seq_part(ictx *c, int tid, islot *sl, size_t i, uint32_t r0, uint32_t r1,
+                     slim_badrow *br, int prep)
 {
-    ictx *c = w->c;
-    const slim_iseq *q = &w->b->seqs[i];
-    int tid = omp_get_thread_num();
+    if (__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) return;
+    const slim_iseq *q = &sl->b.seqs[i];
     double t0 = thread_cpu_s(), t1 = t0, th = 0, tr = 0;
     int bad = 0;
-    if (w->s->dense && r1 > r0) {
-        bad = sparsify_rows(c, c->ws[tid], c->rbuf[tid], w->b, q, r0, r1, w->V, w->stream0, br,
-                            w->fh, &c->hrun[tid], &th, &tr);
+    if (c->src->dense && r1 > r0) {
+        bad = sparsify_rows(c, c->ws[tid], c->rbuf[tid], &sl->b, q, r0, r1, c->V, sl->stream0,
+                            br, sl->hashed ? &c->fh : NULL, &sl->win, &c->hrun[tid], &th, &tr);
         t1 = thread_cpu_s();
     }
     double *a = c->tacc[tid];
@@ -368,36 +416,66 @@ static void seq_part(const wjob_ctx *w, size_t i, uint32_t r0, uint32_t r1, slim
     a[2] += th;
     a[3] += tr;
     if (bad || !prep) return;
-    slim_seq_prepare(c->pr[tid], c->filekind, &c->prec, c->fileV, w->b->tokens + q->tok_off, q->T,
-                     w->b->dists + q->dist_off, q->npos, w->pp[i]);
+    slim_seq_prepare(c->pr[tid], c->filekind, &c->prec, c->fileV, sl->b.tokens + q->tok_off, q->T,
+                     sl->b.dists + q->dist_off, q->npos, sl->pp[i]);
     a[1] += thread_cpu_s() - t1;
 }
 
 /*
- * Everything but the writing, for the batch's sequences on every core
- * (OpenMP tasks, one per sequence but for the batch's last two): sparsify
- * its dense rows (one workspace per thread), then validate and encode its
- * records (slim_seq_prepare, one preparer per thread) while its
- * distributions are still in cache, so the single writer only appends
- * ready records.  A sequence whose preparation fails keeps its error in its
- * slim_prepared (the writer reports it in input order).  A bad dense row
- * cuts the batch before the first sequence holding one (*nseq_ok; those
- * before stay valid) with the message in c->err.
+ * Unit u of a slot: one sequence, but the batch's last two (dense input)
+ * as two units of half their rows each, the one that ends second encoding
+ * the sequence: a whole last sequence kept one worker waiting at the end
+ * of a batch for half a sequence's time on average.  (Task dependences
+ * would do the same; libgomp's bookkeeping for them showed up as a 136-byte
+ * leak under LeakSanitizer in some runs.)
  */
-static int work_batch(ictx *c, int which, slim_batch *b, const slim_src *s, uint32_t V,
-                      size_t *nseq_ok)
+static void run_unit(ictx *c, int tid, islot *sl, size_t u)
 {
+    size_t nseq = sl->b.nseq, nwhole = nseq - sl->nsplit;
+    if (u < nwhole) {
+        seq_part(c, tid, sl, u, 0, sl->b.seqs[u].npos, &sl->bad[u], 1);
+        return;
+    }
+    size_t k = (u - nwhole) / 2, i = nwhole + k;
+    int half = (int)((u - nwhole) % 2);
+    uint32_t np = sl->b.seqs[i].npos;
+    slim_badrow *h = &sl->bad[nseq + 2 * k];
+    seq_part(c, tid, sl, i, half ? np / 2 : 0, half ? np : np / 2, &h[half], 0);
+    /* acquire/release: the other half's rows are visible here */
+    if (__atomic_sub_fetch(&sl->halves_left[k], 1, __ATOMIC_ACQ_REL) == 0) {
+        sl->bad[i] = h[0].pos != UINT32_MAX ? h[0] : h[1];
+        if (sl->bad[i].pos == UINT32_MAX) seq_part(c, tid, sl, i, 0, 0, NULL, 1);
+    }
+}
+
+/*
+ * Fill a free slot from the input (on the main thread): its sequences, the
+ * dense dists laid out (cap entries per position), its hash window and its
+ * units.  A fill error keeps the sequences before it, its message in
+ * sl->ferr for the writer (which reports in input order).
+ */
+static void fill_slot(ictx *c, islot *sl, slim_src *s, uint32_t V, size_t maxpos,
+                      uint64_t base_done, uint64_t size)
+{
+    slim_batch *b = &sl->b;
+    slim_batch_reset(b);
+    sl->ferr[0] = 0;
+    sl->eof = 0;
+    double t0 = now_s();
+    sl->frc = slim_src_fill(s, V, maxpos, b, &sl->eof, sl->ferr, sizeof sl->ferr);
+    c->stats->t_parse += now_s() - t0;
     uint32_t cap = slim_sparsifier_cap(&c->sp, V);
     size_t nseq = b->nseq;
-    *nseq_ok = 0;
-    int rc = ensure_workers(c, which, nseq);
-    if (!rc && s->dense && b->positions) {
-        if (!(rc = ensure_ws(c, V, cap)))
-            rc = slim_batch_reserve(b, 0, 0, b->positions, b->positions * cap);
+    int rc = slot_reserve(sl, nseq);
+    if (!rc && s->dense && b->positions)
+        rc = slim_batch_reserve(b, 0, 0, b->positions, b->positions * cap);
+    if (rc) {
+        snprintf(sl->ferr, sizeof sl->ferr, "out of memory");
+        sl->frc = rc;
+        b->nseq = nseq = 0;
     }
-    if (rc) { snprintf(c->err, c->cap, "out of memory"); return rc; }
     b->ndist0 = b->ndist;
-    if (s->dense) {  /* lay out the dists: cap entries per position */
+    if (s->dense) {
         for (size_t i = 0, p = 0; i < nseq; i++) {
             slim_iseq *q = &b->seqs[i];
             q->dist_off = b->ndist + p;
@@ -408,88 +486,61 @@ static int work_batch(ictx *c, int which, slim_batch *b, const slim_src *s, uint
         b->nent += b->positions * cap;
     }
     slim_batch_fix_pointers(b);
-    uint64_t stream0 = c->seen;  /* sample streams: global position index */
+    sl->stream0 = c->seen;  /* sample streams: global position index */
     if (s->dense) c->seen += b->positions;
-    uint64_t hlo = 0, hhi = 0;
-    slim_fhash *fh = s->dense ? hash_window(c, b, &hlo, &hhi) : NULL;
-    wjob_ctx w = { c, b, s, V, stream0, fh, c->pp[which] };
-    memset(c->tacc, 0, (size_t)c->ntacc * sizeof *c->tacc);
-    /* one task per sequence (dense ones are ~100 positions of ~1600 entries
-     * each: a few ms), but the last two sequences of a batch as two tasks
-     * of half their rows, the one that ends second encoding the sequence:
-     * the workers meet at the end of the batch, and a whole last sequence
-     * kept one of them waiting for half a sequence's time on average (4-5 %
-     * of both cores, instrumented).  (Task dependences would do the same;
-     * libgomp's bookkeeping for them showed up as a 136-byte leak under
-     * LeakSanitizer in some runs.) */
-    size_t nsplit = s->dense && nseq >= 2 ? 2 : 0;
-    int halves_left[2];  /* per split sequence; the half that ends second encodes it */
-#pragma omp parallel
-#pragma omp single
-    for (size_t i = 0; i < nseq; i++) {
-        uint32_t np = b->seqs[i].npos;
-        c->bad[i] = (slim_badrow){ UINT32_MAX, 0, 0, 0 };
-        if (i + nsplit < nseq || np < 2) {
-#pragma omp task firstprivate(i, np)
-            seq_part(&w, i, 0, np, &c->bad[i], 1);
-            continue;
-        }
-        size_t k = i + nsplit - nseq;
-        slim_badrow *h = &c->bad[nseq + 2 * k];
-        int *left = &halves_left[k];
-        h[0] = h[1] = c->bad[i];
-        *left = 2;
-        for (int half = 0; half < 2; half++) {
-#pragma omp task firstprivate(i, np, h, left, half)
-            {
-                seq_part(&w, i, half ? np / 2 : 0, half ? np : np / 2, &h[half], 0);
-                /* acquire/release: the other half's rows are visible here */
-                if (__atomic_sub_fetch(left, 1, __ATOMIC_ACQ_REL) == 0) {
-                    c->bad[i] = h[0].pos != UINT32_MAX ? h[0] : h[1];
-                    if (c->bad[i].pos == UINT32_MAX) seq_part(&w, i, 0, 0, NULL, 1);
-                }
-            }
-        }
-    }
-    double cs = 0, cp = 0, ch = 0, cr = 0;
-    for (int t = 0; t < c->ntacc; t++) {
-        cs += c->tacc[t][0]; cp += c->tacc[t][1]; ch += c->tacc[t][2]; cr += c->tacc[t][3];
-    }
+    hash_window(c, sl);
+    sl->nsplit = s->dense && nseq >= 2 ? 2 : 0;
+    for (size_t i = 0; i < nseq + 2 * sl->nsplit; i++) sl->bad[i] = (slim_badrow){ UINT32_MAX, 0, 0, 0 };
+    sl->halves_left[0] = sl->halves_left[1] = 2;
+    sl->nunits = sl->left = nseq + sl->nsplit;
+    sl->taken = 0;
+    if (s->fmt == SLIM_FMT_JSONL) sl->bytes_done = base_done + s->done_bytes;
+    else sl->bytes_done = base_done + (s->N ? (uint64_t)((double)s->next / s->N * size) : 0);
+}
+
+/*
+ * After its units, on the writer thread: fold the slot's hash window, and
+ * find where the batch must be cut — before the first sequence with a bad
+ * or unreadable dense row (its message in c->err; *nseq_ok sequences stay
+ * valid), else at a fill error (the sequences before it are all there).
+ */
+static int check_slot(ictx *c, islot *sl, size_t *nseq_ok)
+{
+    const slim_batch *b = &sl->b;
+    size_t nseq = b->nseq;
+    int fold = sl->hashed;
     for (size_t i = 0; c->fh_on && i < nseq; i++)
-        if (c->bad[i].pos != UINT32_MAX && c->bad[i].err) {  /* the file shrank: no hash for it */
+        if (sl->bad[i].pos != UINT32_MAX && sl->bad[i].err) {  /* the file shrank: no hash for it */
             c->fh_lost = 1;
-            fh = NULL;
+            fold = 0;
         }
-    if (fh) {  /* the blocks no worker could digest: across sequences, outside rows, after a bad row */
+    if (fold) {  /* the blocks no worker could digest: across sequences, outside rows, after a bad row */
         double h0 = thread_cpu_s();
-        slim_fhash_fold(fh, hhi);
-        ch += thread_cpu_s() - h0;
+        slim_fhash_fold(&c->fh, sl->hhi, &sl->win);
+        c->stats->cpu_hash += thread_cpu_s() - h0;
     }
-    c->stats->cpu_sparsify += cs;
-    c->stats->cpu_prepare += cp;
-    c->stats->cpu_hash += ch;
-    c->stats->t_read += cr;
+    const slim_src *s = c->src;
     for (size_t i = 0; i < nseq; i++) {
         const slim_iseq *q = &b->seqs[i];
-        const slim_badrow *br = &c->bad[i];
+        const slim_badrow *br = &sl->bad[i];
         if (br->pos == UINT32_MAX) continue;
+        *nseq_ok = i;
         if (br->err) {
             snprintf(c->err, c->cap, "'%s': %s position %u: cannot read its logits (byte %llu): %s",
                      s->path, q->where, br->pos,
                      (unsigned long long)(q->rows_off + br->pos * q->row_stride),
                      br->err > 0 ? strerror(br->err) : "the file ended early (was it truncated?)");
-            *nseq_ok = i;
             return SLIM_EIO;
         }
         float v = br->v;
         snprintf(c->err, c->cap, "'%s': %s position %u: logit of token %u is %s", s->path,
                  q->where, br->pos, br->id,
                  v != v ? "NaN" : v == INFINITY ? "+Inf" : "-Inf everywhere");
-        *nseq_ok = i;
         return SLIM_EINVAL;
     }
     *nseq_ok = nseq;
-    return 0;
+    if (sl->frc) snprintf(c->err, c->cap, "%s", sl->ferr);  /* a bad row lies before it */
+    return sl->frc;
 }
 
 /* -------------------------------------------------------------- writer */
@@ -601,26 +652,6 @@ static int write_seqs(ictx *c, slim_batch *b, slim_prepared *const *pp, const sl
     return 0;
 }
 
-/* One batch's writes and commit, on the writer thread. */
-typedef struct wjob {
-    ictx *c; const slim_src *s; slim_batch *b; slim_prepared *const *pp; size_t n;
-    int rc;
-    double t_write, t_commit, cpu;
-} wjob;
-
-static void *write_job(void *arg)
-{
-    wjob *j = arg;
-    double t0 = now_s(), c0 = thread_cpu_s();
-    j->rc = write_seqs(j->c, j->b, j->pp, j->s, j->n);
-    double t1 = now_s();
-    if (!j->rc) j->rc = commit(j->c);
-    j->t_write = t1 - t0;
-    j->t_commit = now_s() - t1;
-    j->cpu = thread_cpu_s() - c0;
-    return NULL;
-}
-
 /* ---------------------------------------------------------------- files */
 
 static int record_input(ictx *c, const char *path, const char *hash)
@@ -670,61 +701,194 @@ static int input_id(ictx *c, const char *const *files, int nf, const struct stat
     return 0;
 }
 
-static void job_stats(ictx *c, const wjob *j)
+/* ----------------------------------------------------------- scheduling */
+
+/* Under c->mu: the oldest slot with a unit not yet handed out (that unit's
+ * number in *u), or NULL. */
+static islot *next_unit(ictx *c, size_t *u)
 {
-    c->stats->t_write += j->t_write;
-    c->stats->t_commit += j->t_commit;
-    c->stats->cpu_write += j->cpu;
+    islot *best = NULL;
+    for (int k = 0; k < NSLOT; k++) {
+        islot *sl = &c->slot[k];
+        if (sl->state == SLOT_WORK && sl->taken < sl->nunits && (!best || sl->no < best->no))
+            best = sl;
+    }
+    if (best) *u = best->taken++;
+    return best;
 }
 
-/* The batches of one input: batch i is written and committed on a second
- * thread while batch i+1 is parsed, sparsified and prepared here; the
- * writer still sees sequences in input order. */
+/* Under c->mu: one of sl's units has ended; the last hands sl to the writer. */
+static void unit_done(ictx *c, islot *sl)
+{
+    if (--sl->left == 0) {
+        sl->state = SLOT_DONE;
+        pthread_cond_broadcast(&c->cv);
+    }
+}
+
+typedef struct worker { ictx *c; int tid; } worker;
+
+/* Workers 1.. (the main thread is worker 0 when it has nothing to fill). */
+static void *worker_main(void *arg)
+{
+    const worker *w = arg;
+    ictx *c = w->c;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        size_t u;
+        islot *sl = next_unit(c, &u);
+        if (!sl) {
+            if (c->quit) break;
+            pthread_cond_wait(&c->cv, &c->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&c->mu);
+        run_unit(c, w->tid, sl, u);
+        pthread_mutex_lock(&c->mu);
+        unit_done(c, sl);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* A worked slot's checks, writes and commit, on the writer thread: an input
+ * error (bad row, fill error) into *irc with its message in c->err, a
+ * store error returned with its message in c->werr. */
+static int write_slot(ictx *c, islot *sl, int *irc)
+{
+    double t0 = now_s(), c0 = thread_cpu_s();
+    size_t ok;
+    *irc = check_slot(c, sl, &ok);
+    if (*irc == SLIM_EINVAL) { c->f_refused++; c->stats->refused++; }  /* the bad unit */
+    int rc = write_seqs(c, &sl->b, sl->pp, c->src, ok);
+    double t1 = now_s();
+    if (!rc) rc = commit(c);
+    c->stats->t_write += t1 - t0;
+    c->stats->t_commit += now_s() - t1;
+    c->stats->cpu_write += thread_cpu_s() - c0;
+    if (!rc) {
+        c->bytes_done = sl->bytes_done;
+        progress(c, 0);
+    }
+    return rc;
+}
+
+/* The writer thread: slots in input order as their units end. */
+static void *writer_main(void *arg)
+{
+    ictx *c = arg;
+    pthread_mutex_lock(&c->mu);
+    while (!c->stop) {
+        islot *sl = NULL;
+        for (int k = 0; k < NSLOT; k++)
+            if (c->slot[k].state == SLOT_DONE && c->slot[k].no == c->nwritten) sl = &c->slot[k];
+        if (!sl) {
+            if (c->fill_end && c->nwritten == c->nfilled) break;
+            pthread_cond_wait(&c->cv, &c->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&c->mu);
+        int irc = 0, rc = write_slot(c, sl, &irc);
+        pthread_mutex_lock(&c->mu);
+        sl->state = SLOT_FREE;
+        c->nwritten++;
+        if (rc || irc) {
+            c->wrc = rc;
+            c->irc = irc;
+            __atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);
+        }
+        pthread_cond_broadcast(&c->cv);
+    }
+    c->wdone = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/*
+ * The batches of one input through the slots (see islot): the main thread
+ * fills a slot whenever one is free and works on units otherwise; one
+ * writer thread writes and commits the slots in input order.  Returns the
+ * first error in input order (its message in c->err).
+ */
 static int batch_loop(ictx *c, slim_src *sp, uint32_t V, size_t maxpos, uint64_t size)
 {
     uint64_t base_done = c->bytes_done;
-    int eof = 0, busy = 0, k = 0;
-    pthread_t th;
-    wjob job = { 0 };
-    int rc = 0;
-    while (!rc && !eof) {
-        slim_batch *b = &c->bb[k];
-        k ^= 1;
-        slim_batch_reset(b);
-        double t0 = now_s();
-        int frc = slim_src_fill(sp, V, maxpos, b, &eof, c->err, c->cap);
-        double t1 = now_s();
-        size_t ok;
-        /* a bad row lies before any fill error (that sequence is not in the
-         * batch), so its message wins */
-        int src = work_batch(c, k ^ 1, b, sp, V, &ok);
-        if (src) frc = src;
-        c->stats->t_parse += t1 - t0;
-        c->stats->t_sparsify += now_s() - t1;
-        if (busy) {
-            pthread_join(th, NULL);
-            busy = 0;
-            job_stats(c, &job);
-            if (job.rc) { rc = job.rc; break; }
-            progress(c, 0);
+    int n = omp_get_max_threads() > 0 ? omp_get_max_threads() : 1;
+    int rc = ensure_workers(c, n);
+    uint32_t cap = slim_sparsifier_cap(&c->sp, V);
+    if (!rc && sp->dense) rc = ensure_ws(c, V, cap);
+    if (rc) { snprintf(c->err, c->cap, "out of memory"); return rc; }
+    if (c->fh_on && sp->dense) {
+        /* a batch's rows: maxpos positions and at most a sequence more;
+         * without the room, the fold digests every block (slower, the same) */
+        uint64_t span = (uint64_t)(maxpos + sp->T) * sp->W * 4 / SLIM_HASH_BLOCK + 2;
+        slim_fhash_reserve(&c->fh, span);
+    }
+    c->src = sp;
+    c->V = V;
+    c->nfilled = c->nwritten = 0;
+    c->fill_end = c->stop = c->wdone = c->quit = c->wrc = c->irc = 0;
+    for (int k = 0; k < NSLOT; k++) c->slot[k].state = SLOT_FREE;
+    pthread_t wt, th[64];
+    worker wk[64];
+    int nth = 0;
+    if (pthread_create(&wt, NULL, writer_main, c)) {
+        snprintf(c->err, c->cap, "cannot start the writer thread: %s", strerror(errno));
+        return SLIM_EIO;
+    }
+    for (int t = 1; t < n && t < 64; t++) {
+        wk[nth] = (worker){ c, t };
+        if (pthread_create(&th[nth], NULL, worker_main, &wk[nth])) break;  /* fewer workers */
+        nth++;
+    }
+    double t0 = now_s(), fill = 0;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        islot *fs = NULL;
+        for (int k = 0; k < NSLOT && !c->fill_end && !c->stop; k++)
+            if (c->slot[k].state == SLOT_FREE) fs = &c->slot[k];
+        if (fs) {
+            pthread_mutex_unlock(&c->mu);
+            double f0 = now_s();
+            fill_slot(c, fs, sp, V, maxpos, base_done, size);
+            fill += now_s() - f0;
+            pthread_mutex_lock(&c->mu);
+            fs->no = c->nfilled++;
+            fs->state = fs->nunits ? SLOT_WORK : SLOT_DONE;
+            if (fs->eof || fs->frc) c->fill_end = 1;
+            pthread_cond_broadcast(&c->cv);
+            continue;
         }
-        if (frc == SLIM_EINVAL) { c->f_refused++; c->stats->refused++; }  /* the bad unit */
-        job = (wjob){ .c = c, .s = sp, .b = b, .pp = c->pp[k ^ 1], .n = ok };
-        if (frc || eof || pthread_create(&th, NULL, write_job, &job)) {
-            write_job(&job);
-            job_stats(c, &job);
-            rc = job.rc ? job.rc : frc;
-        } else busy = 1;
-        if (sp->fmt == SLIM_FMT_JSONL) c->bytes_done = base_done + sp->done_bytes;
-        else if (sp->N) c->bytes_done = base_done + (uint64_t)((double)sp->next / sp->N * size);
+        size_t u;
+        islot *sl = next_unit(c, &u);
+        if (sl) {
+            pthread_mutex_unlock(&c->mu);
+            run_unit(c, 0, sl, u);
+            pthread_mutex_lock(&c->mu);
+            unit_done(c, sl);
+            continue;
+        }
+        if (c->wdone) break;
+        pthread_cond_wait(&c->cv, &c->mu);
     }
-    if (busy) {
-        pthread_join(th, NULL);
-        job_stats(c, &job);
-        if (!rc) rc = job.rc;
+    c->quit = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    for (int t = 0; t < nth; t++) pthread_join(th[t], NULL);
+    pthread_join(wt, NULL);
+    c->stats->t_sparsify += now_s() - t0 - fill;
+    for (int t = 0; t < c->ntacc; t++) {
+        c->stats->cpu_sparsify += c->tacc[t][0];
+        c->stats->cpu_prepare += c->tacc[t][1];
+        c->stats->cpu_hash += c->tacc[t][2];
+        c->stats->t_read += c->tacc[t][3];
     }
-    if (job.rc) snprintf(c->err, c->cap, "%s", c->werr);
-    return rc;
+    if (c->wrc) {
+        snprintf(c->err, c->cap, "%s", c->werr);
+        return c->wrc;
+    }
+    return c->irc;
 }
 
 /* The content hash of a one-file input that the workers do not digest,
@@ -851,7 +1015,8 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt)
 int slim_ingest_files(slim_store *st, const slim_ingest_opts *o, const char *const *files,
                       int n, slim_ingest_stats *stats, char *err, size_t cap)
 {
-    ictx c = { .st = st, .o = o, .stats = stats, .err = err, .cap = cap };
+    ictx c = { .st = st, .o = o, .stats = stats, .err = err, .cap = cap,
+               .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
     memset(stats, 0, sizeof *stats);
     err[0] = 0;
     int rc = slim_sparsifier_parse(o->sparsify ? o->sparsify : "topfrac:0.05", &c.sp, err, cap);
@@ -908,16 +1073,10 @@ int slim_ingest_files(slim_store *st, const slim_ingest_opts *o, const char *con
     progress(&c, 1);
     if (slim_dataset_get(st, o->dataset, &di) == 0) stats->bytes_after = di.record_bytes;
     else stats->bytes_after = stats->bytes_before;
-    slim_batch_release(&c.bb[0]);
-    slim_batch_release(&c.bb[1]);
+    for (int k = 0; k < NSLOT; k++) slot_release(&c.slot[k]);
     free_ws(&c);
     for (int i = 0; i < c.npr; i++) slim_preparer_free(c.pr[i]);
     free(c.pr);
-    for (int k = 0; k < 2; k++) {
-        for (size_t i = 0; i < c.ppn[k]; i++) slim_prepared_free(c.pp[k][i]);
-        free(c.pp[k]);
-    }
-    free(c.bad);
     free(c.tacc);
     free(c.wseq);
     slim_tok_free(c.tok);

@@ -548,22 +548,33 @@ void slim_fhash_release(slim_fhash *h)
     memset(h, 0, sizeof *h);
 }
 
-int slim_fhash_window(slim_fhash *h, uint64_t end)
+int slim_fhash_reserve(slim_fhash *h, uint64_t n)
 {
-    uint64_t last = blocks_by(h, end);
-    h->wend = h->folded;
-    if (last <= h->folded) return 0;
-    size_t n = (size_t)(last - h->folded);
-    if (n > h->cap) {
-        uint8_t (*dig)[16] = realloc(h->dig, n * sizeof *dig);
-        if (dig) h->dig = dig;
-        uint8_t *have = dig ? realloc(h->have, n) : NULL;
-        if (!have) return SLIM_ENOMEM;
-        h->have = have;
-        h->cap = n;
+    size_t cap = (size_t)(2 * n + 2);
+    if (cap <= h->cap) return 0;
+    uint8_t (*dig)[16] = realloc(h->dig, cap * sizeof *dig);
+    if (dig) h->dig = dig;
+    uint8_t *have = dig ? realloc(h->have, cap) : NULL;
+    if (!have) return SLIM_ENOMEM;
+    h->have = have;
+    h->cap = cap;
+    return 0;
+}
+
+int slim_fhash_window(slim_fhash *h, uint64_t lo, uint64_t hi, slim_fhash_win *w)
+{
+    uint64_t a = (lo + SLIM_HASH_BLOCK - 1) / SLIM_HASH_BLOCK, e = blocks_by(h, hi);
+    w->lo = w->hi = 0;
+    /* the last window's digests may still be unfolded: they keep their
+     * slots, and the blocks of both must fit the ring */
+    if (e <= a || a < h->whi || e - (h->whi > h->wlo ? h->wlo : a) > h->cap) {
+        if (e > h->whi) h->whi = e;  /* nothing of this batch's in the ring */
+        h->wlo = h->whi;
+        return 1;
     }
-    memset(h->have, 0, n);
-    h->wend = last;
+    for (uint64_t i = a; i < e; i++) h->have[i % h->cap] = 0;
+    h->wlo = w->lo = a;
+    h->whi = w->hi = e;
     return 0;
 }
 
@@ -575,11 +586,12 @@ static void stream_reset(void *st);
 static void stream_update(void *st, const void *p, size_t n);
 static void stream_digest(void *st, uint8_t d[16]);
 
-int slim_fhash_run_start(slim_fhash_run *r, uint64_t at)
+int slim_fhash_run_start(slim_fhash_run *r, const slim_fhash_win *w, uint64_t at)
 {
     if (!r->st && !(r->st = stream_new())) return SLIM_ENOMEM;
     r->at = at;
     r->blk = UINT64_MAX;
+    r->win = *w;
     return 0;
 }
 
@@ -602,8 +614,8 @@ void slim_fhash_feed(slim_fhash *h, slim_fhash_run *r, const uint8_t *p, size_t 
         uint64_t i = at / SLIM_HASH_BLOCK, bs = i * SLIM_HASH_BLOCK;
         uint64_t be = bs + block_len(h, i), stop = be < end ? be : end;
         const uint8_t *q = p + (at - r->at);
-        if (i >= h->folded && i < h->wend && (bs == at || r->blk == i)) {
-            size_t k = (size_t)(i - h->folded);
+        if (i >= r->win.lo && i < r->win.hi && (bs == at || r->blk == i)) {
+            size_t k = (size_t)(i % h->cap);
             if (bs == at && stop == be) {
                 digest_block(q, (size_t)(be - bs), h->dig[k]);
                 h->have[k] = 1;
@@ -631,13 +643,13 @@ static int read_block(slim_fhash *h, uint64_t i)
     return slim_pread_full(h->fd, h->blk, n, i * SLIM_HASH_BLOCK) != n;
 }
 
-void slim_fhash_fold(slim_fhash *h, uint64_t end)
+void slim_fhash_fold(slim_fhash *h, uint64_t end, const slim_fhash_win *w)
 {
     uint64_t last = blocks_by(h, end);
     uint8_t d[16];
     for (uint64_t i = h->folded; i < last && !h->failed; i++) {
-        size_t k = (size_t)(i - h->folded);
-        if (i < h->wend && h->have[k]) XXH3_128bits_update(h->st, h->dig[k], 16);
+        size_t k = h->cap ? (size_t)(i % h->cap) : 0;
+        if (w && i >= w->lo && i < w->hi && h->have[k]) XXH3_128bits_update(h->st, h->dig[k], 16);
         else if (h->fd >= 0) {
             if ((h->failed = read_block(h, i))) break;
             digest_block(h->blk, block_len(h, i), d);
@@ -648,12 +660,11 @@ void slim_fhash_fold(slim_fhash *h, uint64_t end)
         }
     }
     if (last > h->folded) h->folded = last;
-    h->wend = h->folded;
 }
 
 int slim_fhash_final(slim_fhash *h, char hex[SLIM_FILE_HASH_CAP])
 {
-    slim_fhash_fold(h, h->len);
+    slim_fhash_fold(h, h->len, NULL);
     if (h->failed) {
         snprintf(hex, SLIM_FILE_HASH_CAP, "unknown");
         return SLIM_EIO;
@@ -696,7 +707,7 @@ int slim_file_hash(const char *path, char hex[SLIM_FILE_HASH_CAP], char *err, si
             digest_block(buf, got, d);
             XXH3_128bits_update(h.st, d, 16);
             h.len += got;
-            h.folded = h.wend = ++h.nblk;
+            h.folded = ++h.nblk;
         }
         if (got < sizeof buf) break;
     }
