@@ -80,8 +80,9 @@ struct slim_codec {
     uint32_t *flen; size_t flen_cap;
     etab et[NTAB];
     uint32_t ecount[NTAB][NVSYM];           /* symbol counts, indexed by tok.idx */
-    uint32_t ecount2[NTAB][NVSYM];          /* more of them (the SIMD tokeniser's second
-                                               state), added to ecount by counts_merge */
+    uint32_t ecountx[3][NTAB][NVSYM];       /* more of them (the SIMD tokeniser's: by state
+                                               and entry pair, see tokenise_fast), added to
+                                               ecount by counts_merge */
     rans_esym esym[NTAB + 1][NVSYM];        /* encoder form of et[].freq/cum, indexed by
                                                tok.idx; row TOK_RAW: entry n is the identity
                                                (freq 4096) with n raw bits */
