@@ -141,7 +141,13 @@ static inline void count_sym(etab *t, unsigned s)
     t->count[s]++;
 }
 
-/* ecountx into ecount (and zeroed): before the counts are read. */
+/* ecountx into ecount (and zeroed): before the counts are read.  Several
+ * times per chunk (estimate_bytes), 17 KB an array: vectorised (O3 with
+ * AVX-512 and AVX2 clones), as a scalar loop it was 1 % of a dense ingest's
+ * CPU. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
+#endif
 static void counts_merge(slim_codec *c)
 {
     uint32_t *a = &c->ecount[0][0], *x = &c->ecountx[0][0][0];
