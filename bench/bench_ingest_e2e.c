@@ -337,7 +337,7 @@ static void bench_dense(uint32_t nseq)
     printf("|   CPU time of the process: %.2f s = %.0f positions per CPU-second (load average %.1f) | | |\n",
            cpu, s.positions / cpu, load1());
     printf("|   CPU µs/position: read (pread) %.1f, sparsify %.1f, prepare %.1f, writer %.1f, input hash %.1f, "
-           "the rest %.1f (page faults, OpenMP waits, fill, LMDB/SQLite) | | |\n",
+           "the rest %.1f (page faults, waits for work, LMDB/SQLite) | | |\n",
            s.t_read * 1e6 / np, s.cpu_sparsify * 1e6 / np, s.cpu_prepare * 1e6 / np,
            s.cpu_write * 1e6 / np, s.cpu_hash * 1e6 / np,
            (cpu - s.t_read - s.cpu_sparsify - s.cpu_prepare - s.cpu_write - s.cpu_hash) * 1e6 / np);
@@ -432,7 +432,7 @@ int main(int argc, char **argv)
     snprintf(dir, sizeof dir, "%s", argc > 1 ? argv[1] : "/tmp/slim-bench-ingest");
     uint32_t nseq = argc > 2 ? (uint32_t)atoi(argv[2]) : 128;  /* 2.1 GB: the pools are reused */
     mkdir(dir, 0755);
-    printf("| bench_ingest_e2e (%d OpenMP threads; load average %.1f at start) | figure | ratio / note |\n|---|---|---|\n",
+    printf("| bench_ingest_e2e (%d worker threads; load average %.1f at start) | figure | ratio / note |\n|---|---|---|\n",
            omp_get_max_threads(), load1());
     const char *only = argc > 3 ? argv[3] : "";  /* "dense" / "sparse": one part, for perf */
     if (strcmp(only, "sparse")) bench_dense(nseq);
