@@ -4,7 +4,8 @@
  * within the precision bound; re-runs add nothing; a bad sequence in the
  * middle of a file keeps the sequences before it and nothing else; prefix
  * sharing and dedup keep every sequence readable and identical; the input's
- * recorded content hash is the file's.
+ * recorded content hash is the file's, and so is the hash built from
+ * windows digested out of order, two open at once.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "lib/tap.h"
 #include "lib/fixtures.h"
 #include "../ingest/ingest.h"
+#include "../ingest/ingest_src.h"
 
 static char tmp[512];
 
@@ -424,6 +426,71 @@ static void test_input_hash(void)
     TAP_END();
 }
 
+/* One batch of the windows test: rows [lo, hi) of the buffer in rows of
+ * `row` bytes, fed by two "workers" (odd and even rows, the odd ones
+ * first), every third row left out (the fold reads it). */
+static void feed_batch(slim_fhash *h, const slim_fhash_win *w, const uint8_t *buf, uint64_t lo,
+                       uint64_t hi, uint64_t row, slim_fhash_run *r)
+{
+    for (int parity = 1; parity >= 0; parity--)
+        for (uint64_t at = lo, i = 0; at < hi; at += row, i++) {
+            if ((int)(i % 2) != parity || i % 3 == 2) continue;
+            uint64_t n = hi - at < row ? hi - at : row;
+            if (slim_fhash_run_start(r, w, at) == 0) slim_fhash_feed(h, r, buf + at, (size_t)n);
+        }
+}
+
+/* The input hash from windows (slim_fhash_window / feed / fold) equals the
+ * one-call hash of the same bytes: batches whose rows straddle blocks, the
+ * next batch's window opened and fed before the last one is folded, rows
+ * fed out of order or not at all, a ring too small for two windows (then
+ * the fold digests everything) and a window that does not begin after the
+ * last one (refused). */
+static void test_hash_windows(void)
+{
+    TAP_BEGIN("input_hash_windows");
+    const size_t n = 40 * (size_t)SLIM_HASH_BLOCK + 1234;
+    uint8_t *buf = malloc(n);
+    uint64_t s = 42;
+    for (size_t i = 0; i < n; i++) { s = s * 6364136223846793005ull + 1442695040888963407ull; buf[i] = (uint8_t)(s >> 56); }
+    char want[SLIM_FILE_HASH_CAP], got[SLIM_FILE_HASH_CAP];
+    CHECK(buf && slim_hash_bytes(buf, n, want) == 0, "one-call hash");
+    static const struct { uint64_t row, batch, ring; } cs[] = {
+        {100000, 5, 64}, {65536, 3, 16}, {70000, 7, 3}, {300000, 2, 64}, {33000, 11, 40},
+    };
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        slim_fhash h;
+        slim_fhash_run r[2] = {{0}};
+        CHECK(slim_fhash_init(&h, buf, n) == 0 && slim_fhash_reserve(&h, cs[c].ring) == 0, "init");
+        uint64_t span = cs[c].row * cs[c].batch, off = 777;  /* a header before the rows */
+        slim_fhash_win win[2];
+        uint64_t end[2] = {0, 0};
+        int opened[2] = {0, 0}, nwin = 0, k = 0;
+        for (uint64_t lo = off; lo < n; lo += span, k ^= 1) {
+            uint64_t hi = lo + span < n ? lo + span : n;
+            opened[k] = slim_fhash_window(&h, lo, hi, &win[k]) == 0;
+            nwin += opened[k];
+            end[k] = hi;
+            feed_batch(&h, &win[k], buf, lo, hi, cs[c].row, &r[k]);
+            if (lo > off)  /* the batch before this one, folded only now */
+                slim_fhash_fold(&h, end[k ^ 1], opened[k ^ 1] ? &win[k ^ 1] : NULL);
+        }
+        slim_fhash_fold(&h, end[k ^ 1], opened[k ^ 1] ? &win[k ^ 1] : NULL);
+        slim_fhash_win bad;
+        CHECK(slim_fhash_window(&h, 0, n, &bad) == 1 && bad.lo == bad.hi, "case %zu: a window "
+              "before the last one's end is refused", c);
+        CHECK(slim_fhash_final(&h, got) == 0 && strcmp(got, want) == 0, "case %zu: %s != %s", c,
+              got, want);
+        CHECK(cs[c].ring >= 2 * ((span + SLIM_HASH_BLOCK - 1) / SLIM_HASH_BLOCK) ? nwin > 0 : 1,
+              "case %zu: no window was opened", c);
+        slim_fhash_run_release(&r[0]);
+        slim_fhash_run_release(&r[1]);
+        slim_fhash_release(&h);
+    }
+    free(buf);
+    TAP_END();
+}
+
 int main(void)
 {
     const char *t = getenv("SLIM_TMP");
@@ -440,5 +507,6 @@ int main(void)
     test_prefix_and_dedup();
     test_jsonl_store();
     test_input_hash();
+    test_hash_windows();
     return tap_done();
 }
