@@ -97,10 +97,10 @@ typedef struct ictx {
     char werr[1024];            /* the writer side's error message */
     uint64_t seen;              /* positions sparsified (sample streams) */
     int64_t *wseq; size_t wseqcap;  /* seq number given to each batch entry, -1 = none */
-    slim_sparse_ws **ws; int nws; uint32_t wsV, wscap;  /* per OpenMP thread: */
+    slim_sparse_ws **ws; int nws; uint32_t wsV, wscap;  /* per worker: */
     uint8_t **rbuf;             /*   raw dense rows (see rows_per_read) */
     slim_fhash_run *hrun;       /*   its run of the input hash */
-    slim_preparer **pr; int npr;        /* one per OpenMP thread */
+    slim_preparer **pr; int npr;        /* one per worker */
     double (*tacc)[4]; int ntacc;       /* per thread: CPU s sparsify, prepare, hash; s read */
     int64_t f_added, f_skipped, f_refused;
     int file_ready;             /* dataset checked against this file */
@@ -424,10 +424,9 @@ static void seq_part(ictx *c, int tid, islot *sl, size_t i, uint32_t r0, uint32_
 /*
  * Unit u of a slot: one sequence, but the batch's last two (dense input)
  * as two units of half their rows each, the one that ends second encoding
- * the sequence: a whole last sequence kept one worker waiting at the end
- * of a batch for half a sequence's time on average.  (Task dependences
- * would do the same; libgomp's bookkeeping for them showed up as a 136-byte
- * leak under LeakSanitizer in some runs.)
+ * the sequence: the batch reaches the writer sooner, and at the end of the
+ * input the workers end together (a whole last sequence kept one waiting
+ * for half a sequence's time on average).
  */
 static void run_unit(ictx *c, int tid, islot *sl, size_t u)
 {
@@ -760,9 +759,32 @@ static int write_slot(ictx *c, islot *sl, int *irc)
     size_t ok;
     *irc = check_slot(c, sl, &ok);
     if (*irc == SLIM_EINVAL) { c->f_refused++; c->stats->refused++; }  /* the bad unit */
+    slim_ingest_stats before = *c->stats;
+    int64_t f_added = c->f_added;
     int rc = write_seqs(c, &sl->b, sl->pp, c->src, ok);
     double t1 = now_s();
-    if (!rc) rc = commit(c);
+    int crc = 0;
+    if (!rc) crc = rc = commit(c);
+    else if (c->w) {
+        /* the sequences before a refused one are kept: committed here, on
+         * the thread whose transaction it is (an LMDB write transaction must
+         * end on the thread that began it), the refusal's message kept */
+        char keep[sizeof c->werr];
+        memcpy(keep, c->werr, sizeof keep);
+        crc = commit(c);
+        memcpy(c->werr, keep, sizeof keep);
+    }
+    if (crc) {
+        /* nothing of this batch is in the store (a store error such as a
+         * full map leaves the transaction unable to commit): count none of
+         * it as added, so the run record and "committed N" say what is */
+        c->stats->added = before.added;
+        c->stats->positions = before.positions;
+        c->stats->entries = before.entries;
+        c->stats->shared_seqs = before.shared_seqs;
+        c->stats->shared_positions = before.shared_positions;
+        c->f_added = f_added;
+    }
     c->stats->t_write += t1 - t0;
     c->stats->t_commit += now_s() - t1;
     c->stats->cpu_write += thread_cpu_s() - c0;
@@ -833,8 +855,9 @@ static int batch_loop(ictx *c, slim_src *sp, uint32_t V, size_t maxpos, uint64_t
     pthread_t wt, th[64];
     worker wk[64];
     int nth = 0;
-    if (pthread_create(&wt, NULL, writer_main, c)) {
-        snprintf(c->err, c->cap, "cannot start the writer thread: %s", strerror(errno));
+    int e = pthread_create(&wt, NULL, writer_main, c);
+    if (e) {
+        snprintf(c->err, c->cap, "cannot start the writer thread: %s", strerror(e));
         return SLIM_EIO;
     }
     for (int t = 1; t < n && t < 64; t++) {

@@ -116,3 +116,19 @@ expect usage_no_dataset 2 ing good.st
 expect usage_bad_spec 2 ing --dataset d --sparsify topq:3 good.st
 expect missing_file 1 ing --dataset d nosuch.st
 expect_err missing_file_msg "^slim-ingest: cannot open 'nosuch.st': No such file or directory"
+
+# A store that fills up mid-run (a small LMDB map): the batch whose
+# transaction cannot commit counts as not added, so what the tool says it
+# committed is what the store and the run record hold, and a re-run with
+# room adds exactly the rest.
+"$G" gen dense full.st n=60 t=16 v=32000 seed=3
+SLIM_MAP_SIZE=1500000 slim-store --store full.store init > /dev/null
+expect full_exit 1 env SLIM_MAP_SIZE=1500000 slim-ingest --store full.store --dataset d --batch-positions 64 full.st
+expect_err full_msg "^slim-ingest: 'full.st': sequence [0-9]+: writing record .*MDB_MAP_FULL"
+n=$(sed -n 's/^slim-ingest: committed \([0-9]*\) new sequences before the error.*/\1/p' "$_last_err")
+run sqlite3 full.store/meta.sqlite "SELECT (SELECT count(*) FROM sequences) || ' ' || (SELECT added FROM ingest_inputs) || ' ' || (SELECT status FROM ingest_runs)"
+expect_out full_committed_is_stored "^${n:-none} ${n:-none} failed$"
+check full_some_committed test "${n:-0}" -gt 0
+expect full_rerun 0 slim-ingest --store full.store --dataset d --batch-positions 64 full.st
+expect_out full_rerun_rest "added $((60 - ${n:-0})) sequences .*skipped ${n:-0} duplicates"
+expect full_verify 0 slim-store --store full.store verify
