@@ -852,15 +852,16 @@ static int batch_loop(ictx *c, slim_src *sp, uint32_t V, size_t maxpos, uint64_t
     c->nfilled = c->nwritten = 0;
     c->fill_end = c->stop = c->wdone = c->quit = c->wrc = c->irc = 0;
     for (int k = 0; k < NSLOT; k++) c->slot[k].state = SLOT_FREE;
-    pthread_t wt, th[64];
-    worker wk[64];
-    int nth = 0;
-    int e = pthread_create(&wt, NULL, writer_main, c);
+    pthread_t wt, *th = malloc((size_t)n * sizeof *th);
+    worker *wk = malloc((size_t)n * sizeof *wk);
+    int nth = 0, e = th && wk ? pthread_create(&wt, NULL, writer_main, c) : ENOMEM;
     if (e) {
         snprintf(c->err, c->cap, "cannot start the writer thread: %s", strerror(e));
+        free(th);
+        free(wk);
         return SLIM_EIO;
     }
-    for (int t = 1; t < n && t < 64; t++) {
+    for (int t = 1; t < n; t++) {
         wk[nth] = (worker){ c, t };
         if (pthread_create(&th[nth], NULL, worker_main, &wk[nth])) break;  /* fewer workers */
         nth++;
@@ -900,6 +901,8 @@ static int batch_loop(ictx *c, slim_src *sp, uint32_t V, size_t maxpos, uint64_t
     pthread_mutex_unlock(&c->mu);
     for (int t = 0; t < nth; t++) pthread_join(th[t], NULL);
     pthread_join(wt, NULL);
+    free(th);
+    free(wk);
     c->stats->t_sparsify += now_s() - t0 - fill;
     for (int t = 0; t < c->ntacc; t++) {
         c->stats->cpu_sparsify += c->tacc[t][0];
