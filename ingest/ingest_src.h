@@ -107,8 +107,10 @@ int slim_fhash_reserve(slim_fhash *h, uint64_t n);
 /* The window of a batch whose rows are bytes [lo, hi) into *w: 0, or 1
  * when the workers are to digest nothing of it (it does not begin after
  * the last window, or the two do not fit the ring, or it holds no whole
- * block): the fold then digests its blocks.  On the thread that folds,
- * or ordered before it; the window before the last must be folded. */
+ * block): the fold then digests its blocks.  The window before the last
+ * must be folded; the last one may still be folding on another thread
+ * (the two touch different ring slots and fields), and its workers may
+ * still be feeding it. */
 int slim_fhash_window(slim_fhash *h, uint64_t lo, uint64_t hi, slim_fhash_win *w);
 /* A run in window w starting at byte `at` (a worker's sequence): 0 or
  * SLIM_ENOMEM. */
