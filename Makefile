@@ -60,7 +60,7 @@ EXT := $(if $(wildcard query/ext_*.c),$(B)/slimext.so)
 .SECONDARY:
 all: tools tests $(EXT)
 tools: $(TOOLS)
-tests: $(TESTS) $(B)/tests/pread_eof.so
+tests: $(TESTS) $(B)/tests/pread_eof.so $(B)/tests/sync_fault.so
 benches: $(BENCHES)
 
 # ----------------------------------------------------------------- deps
@@ -131,7 +131,7 @@ $(B)/slimext.so: $(patsubst %.c,$(B)/pic/%.o,$(PIC_SRC)) $(B)/pic/gen/schema.o
 	$(CC) -shared $(LDFLAGS_ALL) -o $@ $^ -lsqlite3 -llmdb -lzstd -lxxhash -ljansson -lcrypto -lm -pthread
 
 # fault injection for tests/cli (LD_PRELOAD), built without the sanitizers
-$(B)/tests/pread_eof.so: tests/fault/pread_eof.c
+$(B)/tests/%.so: tests/fault/%.c
 	@mkdir -p $(@D)
 	$(CC) -O2 -Wall -shared -fPIC -o $@ $< -ldl
 

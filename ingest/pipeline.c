@@ -750,10 +750,24 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* Under no lock: sl back to the filler. */
+static void slot_free(ictx *c, islot *sl)
+{
+    pthread_mutex_lock(&c->mu);
+    sl->state = SLOT_FREE;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
 /* A worked slot's checks, writes and commit, on the writer thread: an input
  * error (bad row, fill error) into *irc with its message in c->err, a
- * store error returned with its message in c->werr. */
-static int write_slot(ictx *c, islot *sl, int *irc)
+ * store error returned with its message in c->werr.  The slot is freed as
+ * soon as its sequences are in the transaction (the records are copied
+ * there), before the commit: a commit is mostly a wait for the disk (two
+ * LMDB syncs and SQLite's), 5-20 ms here and at times longer than a
+ * batch's work, which the workers then spend on the next batch instead of
+ * waiting for the slot. */
+static int write_slot(ictx *c, islot *sl, int *irc, int *freed)
 {
     double t0 = now_s(), c0 = thread_cpu_s();
     size_t ok;
@@ -761,7 +775,9 @@ static int write_slot(ictx *c, islot *sl, int *irc)
     if (*irc == SLIM_EINVAL) { c->f_refused++; c->stats->refused++; }  /* the bad unit */
     slim_ingest_stats before = *c->stats;
     int64_t f_added = c->f_added;
+    uint64_t done = sl->bytes_done;
     int rc = write_seqs(c, &sl->b, sl->pp, c->src, ok);
+    if ((*freed = !rc && !*irc)) slot_free(c, sl);
     double t1 = now_s();
     int crc = 0;
     if (!rc) crc = rc = commit(c);
@@ -789,7 +805,7 @@ static int write_slot(ictx *c, islot *sl, int *irc)
     c->stats->t_commit += now_s() - t1;
     c->stats->cpu_write += thread_cpu_s() - c0;
     if (!rc) {
-        c->bytes_done = sl->bytes_done;
+        c->bytes_done = done;
         progress(c, 0);
     }
     return rc;
@@ -810,9 +826,9 @@ static void *writer_main(void *arg)
             continue;
         }
         pthread_mutex_unlock(&c->mu);
-        int irc = 0, rc = write_slot(c, sl, &irc);
+        int irc = 0, freed, rc = write_slot(c, sl, &irc, &freed);
         pthread_mutex_lock(&c->mu);
-        sl->state = SLOT_FREE;
+        if (!freed) sl->state = SLOT_FREE;
         c->nwritten++;
         if (rc || irc) {
             c->wrc = rc;
@@ -830,8 +846,8 @@ static void *writer_main(void *arg)
 /*
  * The batches of one input through the slots (see islot): the main thread
  * fills a slot whenever one is free and works on units otherwise; one
- * writer thread writes and commits the slots in input order.  Returns the
- * first error in input order (its message in c->err).
+ * writer thread writes the slots in input order, frees each and commits
+ * it.  Returns the first error in input order (its message in c->err).
  */
 static int batch_loop(ictx *c, slim_src *sp, uint32_t V, size_t maxpos, uint64_t size)
 {
@@ -997,13 +1013,13 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt)
     size_t maxpos = c->o->batch_positions ? c->o->batch_positions : 8192;
     if (s.dense) {
         /* entry pool of a batch: positions x K; keep it around 16 MB (for
-         * top-5 % of V = 32000, ~1300 positions: ten sequences of 128, the
-         * workers meet at a barrier that often).  With 32 MB pools a dense
-         * ingest ran ~5 % slower here (docs/BENCHMARKS.md), most likely from
-         * the first touch of the two pools' fresh memory (zeroed huge
-         * pages, the host backing them: ~1 ms per MB on the development VM)
-         * and from a batch's entries straying further from the caches
-         * between sparsifying and encoding */
+         * top-5 % of V = 32000, ~1300 positions: ten sequences of 128, one
+         * commit each).  With 32 MB pools a dense ingest ran ~5 % slower
+         * here (docs/BENCHMARKS.md, with a barrier per batch then), most
+         * likely from the first touch of the two pools' fresh memory
+         * (zeroed huge pages, the host backing them: 0.2-2 ms per MB on the
+         * development VM, by the minute) and from a batch's entries straying
+         * further from the caches between sparsifying and encoding */
         size_t per = (size_t)slim_sparsifier_cap(&c->sp, V) * 8 + 1;
         if (maxpos > (16u << 20) / per) maxpos = (16u << 20) / per;
         if (maxpos < 1) maxpos = 1;

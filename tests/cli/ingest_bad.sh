@@ -132,3 +132,48 @@ check full_some_committed test "${n:-0}" -gt 0
 expect full_rerun 0 slim-ingest --store full.store --dataset d --batch-positions 64 full.st
 expect_out full_rerun_rest "added $((60 - ${n:-0})) sequences .*skipped ${n:-0} duplicates"
 expect full_verify 0 slim-store --store full.store verify
+
+# Commits that wait for the disk (tests/fault/sync_fault.c): the writer
+# frees a batch's slot once its records are in the transaction, before the
+# syncs, so the next batch is parsed and worked on while it commits.  With
+# one sequence per batch and 5 ms per sync, slots are refilled during
+# commits all the time; the store must be the one a plain run makes (and
+# the run must end: a slot handed back twice has deadlocked it).
+sync_ing() {
+    LD_PRELOAD="$SLIM_BUILD/tests/sync_fault.so" \
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" "$@"
+}
+seqs() { sqlite3 "$1/meta.sqlite" "SELECT seq, npos, entries, record_bytes, hex(content_hash) FROM sequences ORDER BY seq"; }
+"$G" gen dense sync.st n=40 t=16 v=2000 seed=5
+expect sync_plain 0 slim-ingest --store sync0.store --dataset d --batch-positions 16 sync.st
+expect sync_slow 0 sync_ing timeout 120 env SLIM_FAULT_SYNC_MS=5 slim-ingest --store sync1.store --dataset d --batch-positions 16 sync.st
+expect_out sync_slow_all "added 40 sequences"
+check sync_slow_same_store test "$(seqs sync0.store)" = "$(seqs sync1.store)" -a -n "$(seqs sync0.store)"
+expect sync_slow_verify 0 slim-store --store sync1.store verify
+
+# A sync the disk refuses mid-run: the commit it belongs to fails (LMDB's
+# or SQLite's half; a refused sync of the best-effort PRAGMA optimize after a
+# commit is not an error), what the tool says it committed is what the
+# store and the run record hold, and a re-run adds exactly the rest.  The
+# nth sync of a run depends on SQLite's version, so several n are tried and
+# at least one must land in a commit.
+failed=0
+for n in 12 25 28 29 40 61; do
+    st=syncf$n.store
+    run sync_ing env SLIM_FAULT_SYNC_FAIL=$n slim-ingest --store $st --dataset d --batch-positions 16 sync.st
+    check "sync_fail_${n}_exit" test "$rc" -eq 0 -o "$rc" -eq 1
+    if [ "$rc" -eq 1 ]; then
+        failed=$((failed + 1))
+        expect_err "sync_fail_${n}_msg" "^slim-ingest: commit failed: committing (records|metadata): "
+        c=$(sed -n 's/^slim-ingest: committed \([0-9]*\) new sequences before the error.*/\1/p' "$_last_err")
+        run sqlite3 $st/meta.sqlite "SELECT (SELECT count(*) FROM sequences) || ' ' || (SELECT ifnull(max(added), 0) FROM ingest_inputs) || ' ' || ifnull((SELECT status FROM ingest_runs), 'none')"
+        expect_out "sync_fail_${n}_committed_is_stored" "^${c:-x} (${c:-x} failed|0 none)$"
+        expect "sync_fail_${n}_rerun" 0 slim-ingest --store $st --dataset d --batch-positions 16 sync.st
+        expect_out "sync_fail_${n}_rerun_rest" "added $((40 - ${c:-0})) sequences .*skipped ${c:-0} duplicates"
+    else
+        expect_out "sync_fail_${n}_all" "added 40 sequences"
+    fi
+    check "sync_fail_${n}_same_store" test "$(seqs sync0.store)" = "$(seqs $st)"
+    expect "sync_fail_${n}_verify" 0 slim-store --store $st verify
+done
+check sync_fail_some_commit_failed test "$failed" -gt 0
