@@ -131,7 +131,7 @@ $(B)/slimext.so: $(patsubst %.c,$(B)/pic/%.o,$(PIC_SRC)) $(B)/pic/gen/schema.o
 	$(CC) -shared $(LDFLAGS_ALL) -o $@ $^ -lsqlite3 -llmdb -lzstd -lxxhash -ljansson -lcrypto -lm -pthread
 
 # fault injection for tests/cli (LD_PRELOAD), built without the sanitizers
-$(B)/tests/%.so: tests/fault/%.c
+$(B)/tests/%.so: tests/fault/%.c tests/fault/fault_fd.h
 	@mkdir -p $(@D)
 	$(CC) -O2 -Wall -shared -fPIC -o $@ $< -ldl
 

@@ -241,6 +241,8 @@ typedef struct slim_ingest_stats {
     int64_t prefix_checked, prefix_disagree;  /* see docs/INGEST.md, prefix sharing */
     int64_t bytes_before, bytes_after;   /* dataset record_bytes */
     int64_t committed_added;             /* added and committed */
+    int64_t batches, commits;            /* batches written; commits of them (fewer
+                                            when the disk is slow: docs/INGEST.md) */
     double seconds;
     double t_parse, t_sparsify, t_write, t_commit;  /* wall seconds per stage */
     /* thread CPU seconds per stage, summed over threads: dense rows

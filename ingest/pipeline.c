@@ -83,6 +83,7 @@ typedef struct ictx {
     char teacher_buf[256];
     int64_t ds;                 /* dataset id, 0 = not yet */
     int64_t run;                /* ingest run id, 0 = not yet */
+    int run_new;                /*   begun in the open transaction */
     slim_writer *w;             /* open transaction or NULL */
     islot slot[NSLOT];          /* batches in flight */
     pthread_mutex_t mu;
@@ -111,6 +112,10 @@ typedef struct ictx {
     slim_fhash fh;              /* the input's hash, when fh_on: digested by the workers */
     int fh_on;
     int fh_lost;                /* a row could not be read: no hash for this input */
+    int txn_batches;            /* batches written into the open transaction, */
+    slim_ingest_stats txn_before;  /* the counters before the first of them */
+    int64_t txn_f_added;
+    double commit_end, commit_len;  /* when the last batch commit ended, how long it took */
 } ictx;
 
 static double now_s(void)
@@ -141,7 +146,15 @@ static int commit(ictx *c)
     if (!c->w) return 0;
     int rc = slim_write_commit(c->w);
     c->w = NULL;
-    if (rc) return store_fail(c, rc, NULL, "commit failed");
+    if (rc) {
+        /* the dataset and the run this transaction began are not in the
+         * store: nothing may name them */
+        c->file_ready = 0;
+        if (c->run_new) c->run = c->stats->run_id = 0;
+        c->run_new = 0;
+        return store_fail(c, rc, NULL, "commit failed");
+    }
+    c->run_new = 0;
     c->stats->committed_added = c->stats->added;
     return 0;
 }
@@ -167,6 +180,7 @@ static int ensure_dataset(ictx *c, const slim_src *s, uint32_t V, int kind)
                                   &c->run);
         if (rc) return store_fail(c, rc, NULL, "cannot record the run");
         c->stats->run_id = c->run;
+        c->run_new = 1;
         if (c->tok && (rc = slim_ingest_write_vocab(c->w, id, c->tok, c->tokhash)))
             return store_fail(c, rc, c->o->vocab_path, "cannot import vocabulary");
     }
@@ -653,14 +667,18 @@ static int write_seqs(ictx *c, slim_batch *b, slim_prepared *const *pp, const sl
 
 /* ---------------------------------------------------------------- files */
 
-static int record_input(ictx *c, const char *path, const char *hash)
+/* The input's row of the run record; committed at once unless it is the
+ * run's last input, whose row goes in one commit with the run's end (a
+ * commit is a few syncs: two at the end of every run were ~2 % of a
+ * one-shot dense ingest here, and more on a slow disk). */
+static int record_input(ictx *c, const char *path, const char *hash, int last)
 {
     if (!c->run) return 0;
     int rc = tx(c);
     if (!rc && (rc = slim_write_run_input(c->w, c->run, path, hash, c->f_added, c->f_skipped,
                                           c->f_refused)))
         return store_fail(c, rc, path, "cannot record the input");
-    return rc ? rc : commit(c);
+    return rc || last ? rc : commit(c);
 }
 
 /* files[0..nf) form one input: one file, or consecutive .npy arrays. */
@@ -759,48 +777,87 @@ static void slot_free(ictx *c, islot *sl)
     pthread_mutex_unlock(&c->mu);
 }
 
+/* Batches one commit may take when the disk is slow (see group_more). */
+#define GROUP_MAX 8
+
+/* On the writer thread: commits the open transaction (its batches); when
+ * that fails, nothing of them is in the store (a store error such as a full
+ * map leaves the transaction unable to commit), so none of them counts as
+ * added and the run record and "committed N" say what is. */
+static int commit_batches(ictx *c)
+{
+    double t0 = now_s();
+    int rc = commit(c);
+    if (!rc) c->stats->commits++;
+    if (rc && c->txn_batches) {
+        c->stats->added = c->txn_before.added;
+        c->stats->positions = c->txn_before.positions;
+        c->stats->entries = c->txn_before.entries;
+        c->stats->shared_seqs = c->txn_before.shared_seqs;
+        c->stats->shared_positions = c->txn_before.shared_positions;
+        c->f_added = c->txn_f_added;
+    }
+    c->txn_batches = 0;
+    c->commit_end = now_s();
+    c->commit_len = c->commit_end - t0;
+    return rc;
+}
+
+/*
+ * Whether the batch just written (number no) should leave the transaction
+ * open for the next one.  A commit is mostly a wait for the disk (LMDB's
+ * syncs and SQLite's: 9-19 ms each during a dense ingest here, a batch
+ * being ~30 ms of work); on a slower disk the writer would spend all its
+ * time committing and the workers would wait for it.  So a batch is
+ * committed on its own unless less time has passed since the last commit
+ * ended than that commit took: the writer then waits for syncs at most
+ * about half the time, and on a fast disk every batch is still a commit of
+ * its own.  The input's last batch is always committed (its input record
+ * follows, on another thread), and at most GROUP_MAX go in one.
+ */
+static int group_more(ictx *c, uint64_t no)
+{
+    if (c->txn_batches >= GROUP_MAX || now_s() - c->commit_end >= c->commit_len) return 0;
+    pthread_mutex_lock(&c->mu);
+    int last = c->fill_end && no + 1 == c->nfilled;
+    pthread_mutex_unlock(&c->mu);
+    return !last;
+}
+
 /* A worked slot's checks, writes and commit, on the writer thread: an input
  * error (bad row, fill error) into *irc with its message in c->err, a
  * store error returned with its message in c->werr.  The slot is freed as
  * soon as its sequences are in the transaction (the records are copied
- * there), before the commit: a commit is mostly a wait for the disk (two
- * LMDB syncs and SQLite's), 5-20 ms here and at times longer than a
- * batch's work, which the workers then spend on the next batch instead of
- * waiting for the slot. */
+ * there), before the commit, so that the workers spend a commit's wait on
+ * the next batches instead of waiting for the slot. */
 static int write_slot(ictx *c, islot *sl, int *irc, int *freed)
 {
     double t0 = now_s(), c0 = thread_cpu_s();
     size_t ok;
     *irc = check_slot(c, sl, &ok);
     if (*irc == SLIM_EINVAL) { c->f_refused++; c->stats->refused++; }  /* the bad unit */
-    slim_ingest_stats before = *c->stats;
-    int64_t f_added = c->f_added;
-    uint64_t done = sl->bytes_done;
+    if (!c->txn_batches) {
+        c->txn_before = *c->stats;
+        c->txn_f_added = c->f_added;
+    }
+    c->txn_batches++;
+    uint64_t done = sl->bytes_done, no = sl->no;
     int rc = write_seqs(c, &sl->b, sl->pp, c->src, ok);
     if ((*freed = !rc && !*irc)) slot_free(c, sl);
     double t1 = now_s();
-    int crc = 0;
-    if (!rc) crc = rc = commit(c);
+    c->stats->batches++;
+    if (!rc && !*irc && group_more(c, no)) {
+        /* the transaction stays open for the next batch */
+    } else if (!rc) rc = commit_batches(c);
     else if (c->w) {
         /* the sequences before a refused one are kept: committed here, on
          * the thread whose transaction it is (an LMDB write transaction must
          * end on the thread that began it), the refusal's message kept */
         char keep[sizeof c->werr];
         memcpy(keep, c->werr, sizeof keep);
-        crc = commit(c);
+        commit_batches(c);
         memcpy(c->werr, keep, sizeof keep);
-    }
-    if (crc) {
-        /* nothing of this batch is in the store (a store error such as a
-         * full map leaves the transaction unable to commit): count none of
-         * it as added, so the run record and "committed N" say what is */
-        c->stats->added = before.added;
-        c->stats->positions = before.positions;
-        c->stats->entries = before.entries;
-        c->stats->shared_seqs = before.shared_seqs;
-        c->stats->shared_positions = before.shared_positions;
-        c->f_added = f_added;
-    }
+    } else c->txn_batches = 0;
     c->stats->t_write += t1 - t0;
     c->stats->t_commit += now_s() - t1;
     c->stats->cpu_write += thread_cpu_s() - c0;
@@ -836,6 +893,14 @@ static void *writer_main(void *arg)
             __atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);
         }
         pthread_cond_broadcast(&c->cv);
+    }
+    if (c->txn_batches) {
+        /* not reached (an input's last batch and an error both commit), but
+         * a transaction must not outlive the thread that began it */
+        pthread_mutex_unlock(&c->mu);
+        int rc = commit_batches(c);
+        pthread_mutex_lock(&c->mu);
+        if (rc && !c->wrc) c->wrc = rc;
     }
     c->wdone = 1;
     pthread_cond_broadcast(&c->cv);
@@ -958,7 +1023,7 @@ static void *hash_job(void *arg)
     return NULL;
 }
 
-static int ingest_file(ictx *c, const char *const *files, int nf, int fmt)
+static int ingest_file(ictx *c, const char *const *files, int nf, int fmt, int last)
 {
     char hash[SLIM_FILE_HASH_CAP] = "", ipath[4096];
     const char *path = files[0];
@@ -1047,7 +1112,7 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt)
     if (c->run) {
         char keep[1024];
         snprintf(keep, sizeof keep, "%s", c->err);
-        int r2 = record_input(c, ipath, hash);
+        int r2 = record_input(c, ipath, hash, last);
         if (!rc && r2) { rc = r2; snprintf(c->err, c->cap, "%s", c->werr); }
         else snprintf(c->err, c->cap, "%s", keep);
     }
@@ -1100,7 +1165,7 @@ int slim_ingest_files(slim_store *st, const slim_ingest_opts *o, const char *con
                    && S_ISREG(sb.st_mode) && (o->format == SLIM_FMT_NPY
                    || (slim_detect_format(files[i + nf], &f2, err, cap) == 0 && f2 == SLIM_FMT_NPY)))
                 nf++;
-        rc = ingest_file(&c, files + i, nf, fmt);
+        rc = ingest_file(&c, files + i, nf, fmt, i + nf == n);
         i += nf;
     }
     if (c.run) {

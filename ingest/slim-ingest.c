@@ -83,7 +83,7 @@ static void print_summary(const slim_ingest_opts *o, const slim_ingest_stats *s,
     double rate = s->seconds > 0 ? s->positions / s->seconds : 0;
     long long bytes = (long long)(s->bytes_after - s->bytes_before);
     if (json) {
-        json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f}",
+        json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f}",
                               "dataset", o->dataset, "run", (json_int_t)s->run_id,
                               "added", (json_int_t)s->added, "skipped", (json_int_t)s->skipped,
                               "refused", (json_int_t)s->refused,
@@ -93,7 +93,9 @@ static void print_summary(const slim_ingest_opts *o, const slim_ingest_stats *s,
                               "shared_positions", (json_int_t)s->shared_positions,
                               "prefix_checked", (json_int_t)s->prefix_checked,
                               "prefix_disagree", (json_int_t)s->prefix_disagree,
-                              "bytes_written", (json_int_t)bytes, "seconds", s->seconds,
+                              "bytes_written", (json_int_t)bytes,
+                              "batches", (json_int_t)s->batches, "commits", (json_int_t)s->commits,
+                              "seconds", s->seconds,
                               "positions_per_s", rate);
         char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
         if (t) puts(t);

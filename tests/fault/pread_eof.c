@@ -19,19 +19,9 @@
 #include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
+#include "fault_fd.h"
 
-static int is_target(int fd)
-{
-    const char *name = getenv("SLIM_FAULT_PREAD_FILE");
-    if (!name || !*name) return 0;
-    char link[64], path[4096];
-    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(link, path, sizeof path - 1);
-    if (n <= 0) return 0;
-    path[n] = 0;
-    size_t ln = strlen(name), lp = (size_t)n;
-    return lp > ln && path[lp - ln - 1] == '/' && !strcmp(path + lp - ln, name);
-}
+static int is_target(int fd) { return fault_fd_is(fd, getenv("SLIM_FAULT_PREAD_FILE")); }
 
 static ssize_t faulty(const char *sym, int fd, void *buf, size_t count, off_t off)
 {

@@ -6,6 +6,8 @@
  *   SLIM_FAULT_SYNC_MS=m     every fsync/fdatasync sleeps m ms first
  *   SLIM_FAULT_SYNC_FAIL=n   the n-th of them (from 1, counted over the
  *                            process) fails with EIO and syncs nothing
+ *   SLIM_FAULT_SYNC_FILE=f   optional: only syncs of a file whose path ends
+ *                            in /f are counted (and can fail)
  *
  * LMDB and SQLite both sync through these two calls.  Built without
  * sanitizers, like pread_eof.c.
@@ -15,11 +17,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
+#include "fault_fd.h"
 
-static int fault(void)
+static int fault(int fd)
 {
     static long calls;
-    const char *ms = getenv("SLIM_FAULT_SYNC_MS"), *fail = getenv("SLIM_FAULT_SYNC_FAIL");
+    const char *ms = getenv("SLIM_FAULT_SYNC_MS"), *fail = getenv("SLIM_FAULT_SYNC_FAIL"),
+               *file = getenv("SLIM_FAULT_SYNC_FILE");
+    if (file && *file && !fault_fd_is(fd, file)) return 0;
     long n = __atomic_add_fetch(&calls, 1, __ATOMIC_RELAXED);
     if (ms && atol(ms) > 0) {
         long m = atol(ms);
@@ -36,11 +41,11 @@ static int fault(void)
 int fsync(int fd)
 {
     int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-    return fault() ? -1 : real(fd);
+    return fault(fd) ? -1 : real(fd);
 }
 
 int fdatasync(int fd)
 {
     int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-    return fault() ? -1 : real(fd);
+    return fault(fd) ? -1 : real(fd);
 }
