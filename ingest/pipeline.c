@@ -777,8 +777,11 @@ static void slot_free(ictx *c, islot *sl)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* Batches one commit may take when the disk is slow (see group_more). */
+/* Batches one commit may take when the disk is slow (see group_more), and
+ * the positions after which it takes no more (LMDB keeps a transaction's
+ * pages in memory until the commit, and caps how many it may dirty). */
 #define GROUP_MAX 8
+#define GROUP_MAX_POS 65536
 
 /* On the writer thread: commits the open transaction (its batches); when
  * that fails, nothing of them is in the store (a store error such as a full
@@ -813,11 +816,14 @@ static int commit_batches(ictx *c)
  * ended than that commit took: the writer then waits for syncs at most
  * about half the time, and on a fast disk every batch is still a commit of
  * its own.  The input's last batch is always committed (its input record
- * follows, on another thread), and at most GROUP_MAX go in one.
+ * follows, on another thread), and one commit takes at most GROUP_MAX
+ * batches, and none after GROUP_MAX_POS positions.
  */
 static int group_more(ictx *c, uint64_t no)
 {
-    if (c->txn_batches >= GROUP_MAX || now_s() - c->commit_end >= c->commit_len) return 0;
+    if (c->txn_batches >= GROUP_MAX || c->stats->positions - c->txn_before.positions >= GROUP_MAX_POS
+        || now_s() - c->commit_end >= c->commit_len)
+        return 0;
     pthread_mutex_lock(&c->mu);
     int last = c->fill_end && no + 1 == c->nfilled;
     pthread_mutex_unlock(&c->mu);
