@@ -1083,17 +1083,21 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt, int l
     }
     size_t maxpos = c->o->batch_positions ? c->o->batch_positions : 8192;
     if (s.dense) {
-        /* entry pool of a batch: positions x K; keep it around 16 MB (for
-         * top-5 % of V = 32000, ~1300 positions: ten sequences of 128, one
-         * commit each).  With 32 MB pools a dense ingest ran ~5 % slower
-         * here (docs/BENCHMARKS.md, with a barrier per batch then), most
-         * likely from the first touch of the two pools' fresh memory
-         * (zeroed huge pages, the host backing them: 0.2-2 ms per MB on the
-         * development VM, by the minute) and from a batch's entries straying
-         * further from the caches between sparsifying and encoding */
-        size_t per = (size_t)slim_sparsifier_cap(&c->sp, V) * 8 + 1;
-        if (maxpos > (16u << 20) / per) maxpos = (16u << 20) / per;
-        if (maxpos < 1) maxpos = 1;
+        /* entry pool of a batch: positions x K; keep it under 8 MB (for
+         * top-5 % of V = 32000, 640 positions: five sequences of 128; a
+         * fill stops at the first whole sequence that reaches maxpos).  The
+         * two slots' pools are most of the fresh memory an ingest touches,
+         * and a first touch costs 0.06-2 ms per MB on the development VM
+         * (zeroed huge pages the host backs, by the minute): with 16 MB
+         * pools a one-shot dense ingest touched 78 MB of huge pages, now 39
+         * MB (peak RSS 83-88 MB, now 51-53).  Half as many positions a
+         * batch cost nothing measurable (alternated pairs,
+         * docs/BENCHMARKS.md, session 7): there is no barrier between
+         * batches, and commits group when they are slow.  (32 MB pools had
+         * run ~5 % slower, with a barrier per batch then.) */
+        size_t per = (size_t)slim_sparsifier_cap(&c->sp, V) * 8 + 1, fit = (8u << 20) / per;
+        fit = fit > s.T ? fit - s.T + 1 : 1;
+        if (maxpos > fit) maxpos = fit;
     }
     if (!rc) rc = batch_loop(c, &s, V, maxpos, (uint64_t)sb.st_size);
     if (async) pthread_join(hth, NULL);
