@@ -10,6 +10,7 @@
 #ifndef SLIM_INGEST_H
 #define SLIM_INGEST_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -231,6 +232,10 @@ typedef struct slim_ingest_opts {
     size_t batch_positions;    /* commit about every this many (8192) */
     int progress;              /* print progress to stderr */
     const char *args_json;     /* recorded with the run */
+    /* when *stop becomes non-zero (a signal handler's flag): no new batch
+     * is read; the ones in flight are written and committed, the run is
+     * recorded as "interrupted" and slim_ingest_files returns SLIM_EINTR */
+    const volatile sig_atomic_t *stop;
 } slim_ingest_opts;
 
 typedef struct slim_ingest_stats {

@@ -475,7 +475,10 @@ static void fill_slot(ictx *c, islot *sl, slim_src *s, uint32_t V, size_t maxpos
     sl->ferr[0] = 0;
     sl->eof = 0;
     double t0 = now_s();
-    sl->frc = slim_src_fill(s, V, maxpos, b, &sl->eof, sl->ferr, sizeof sl->ferr);
+    if (c->o->stop && *c->o->stop) {  /* an empty batch that ends the input */
+        sl->frc = SLIM_EINTR;
+        snprintf(sl->ferr, sizeof sl->ferr, "'%s': interrupted", s->path);
+    } else sl->frc = slim_src_fill(s, V, maxpos, b, &sl->eof, sl->ferr, sizeof sl->ferr);
     c->stats->t_parse += now_s() - t0;
     uint32_t cap = slim_sparsifier_cap(&c->sp, V);
     size_t nseq = b->nseq;
@@ -1180,8 +1183,9 @@ int slim_ingest_files(slim_store *st, const slim_ingest_opts *o, const char *con
     }
     if (c.run) {
         int r2 = tx(&c);
-        if (!r2) r2 = slim_write_run_end(c.w, c.run, rc ? "failed" : "ok", stats->added,
-                                         stats->skipped, stats->refused);
+        const char *status = rc == SLIM_EINTR ? "interrupted" : rc ? "failed" : "ok";
+        if (!r2) r2 = slim_write_run_end(c.w, c.run, status, stats->added, stats->skipped,
+                                         stats->refused);
         if (!r2) r2 = commit(&c);
         else if (c.w) { slim_write_abort(c.w); c.w = NULL; }
         if (!rc && r2) { rc = r2; snprintf(err, cap, "%s", c.werr); }

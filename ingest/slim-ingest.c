@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,8 @@ static const char usage_text[] =
     "  --vocab-size V     the logit width; needed for the first ingest of sparse input\n"
     "  --max-logprobs K   keep at most K entries per position of sparse JSONL input\n"
     "  --min-prefix N     share a prefix with an earlier sequence from N positions (16; 0 = off)\n"
+    "Ctrl-C (SIGINT) or SIGTERM while FILEs are ingested stops after the batches in flight,\n"
+    "which are committed (a second one stops at once); re-running continues without duplicates.\n"
     "See docs/INGEST.md.\n";
 
 
@@ -108,6 +111,31 @@ static void print_summary(const slim_ingest_opts *o, const slim_ingest_stats *s,
            "%.0f positions/s\n", o->dataset, (long long)s->added, (long long)s->positions,
            (long long)s->skipped, (long long)s->refused, (long long)s->shared_positions,
            bytes / 1e6, rate);
+}
+
+/* SIGINT / SIGTERM while files are ingested: the first asks the pipeline to
+ * stop after the batches in flight (committed, the run recorded as
+ * "interrupted"); the handler is then the default again, so a second one
+ * ends the process at once (the store stays consistent either way).  A
+ * signal the parent ignores (SIGINT for a shell's background job) stays
+ * ignored. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig) { stop_signal = sig; }
+
+static void catch_stop(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    const int sigs[] = { SIGINT, SIGTERM };
+    for (int i = 0; i < 2; i++) {
+        struct sigaction old;
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            sigaction(sigs[i], &sa, NULL);
+    }
 }
 
 static char *args_json(int argc, char **argv)
@@ -222,13 +250,17 @@ int main(int argc, char **argv)
         rc = slim_teacher_ingest(st, &o, &t, &s, err, sizeof err);
     else if (mode == 2)
         rc = slim_text_ingest(st, &o, t.tokenizer, t.text, ctx, &s, err, sizeof err);
-    else
+    else {
+        o.stop = &stop_signal;
+        catch_stop();
         rc = slim_ingest_files(st, &o, (const char *const *)argv + optind, argc - optind, &s,
                                err, sizeof err);
+    }
     if (rc) {
         fprintf(stderr, "slim-ingest: %s\n", err);
-        fprintf(stderr, "slim-ingest: committed %lld new sequences before the error; "
-                "re-running continues without duplicates\n", (long long)s.committed_added);
+        fprintf(stderr, "slim-ingest: committed %lld new sequences before the %s; "
+                "re-running continues without duplicates\n", (long long)s.committed_added,
+                rc == SLIM_EINTR ? "interrupt" : "error");
     }
     print_summary(&o, &s, json);
     if (getenv("SLIM_INGEST_TIMING"))
@@ -237,5 +269,9 @@ int main(int argc, char **argv)
     slim_store_close(st);
     free(aj);
     if (fflush(stdout) || ferror(stdout) || fclose(stdout)) slim_die(1, "cannot write to stdout");
+    if (stop_signal) {  /* end as the signal would have: a shell loop stops too */
+        signal(stop_signal, SIG_DFL);
+        raise(stop_signal);
+    }
     return rc ? 1 : 0;
 }

@@ -55,6 +55,7 @@ extern "C" {
 #define SLIM_EREADONLY -11 /* write attempted on a read-only handle */
 #define SLIM_ERANGE -12    /* caller buffer too small; the needed size is reported */
 #define SLIM_ENOSTORE -13  /* directory is not a slim store */
+#define SLIM_EINTR -14     /* stopped on request (an interrupt); what was committed stays */
 
 /* A static English text for a code ("no such dataset", ...). */
 const char *slim_strerror(int rc);

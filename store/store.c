@@ -37,6 +37,7 @@ const char *slim_strerror(int rc)
     case SLIM_EREADONLY: return "store opened read-only";
     case SLIM_ERANGE: return "buffer too small";
     case SLIM_ENOSTORE: return "not a slim store";
+    case SLIM_EINTR: return "interrupted";
     default: return "unknown error";
     }
 }
