@@ -38,7 +38,8 @@ static const char usage_text[] =
     "  --precision SPEC   logprob:EPS (default logprob:0.01), prob:EPS, lossless\n"
     "  --vocab-size V     the logit width; needed for the first ingest of sparse input\n"
     "  --max-logprobs K   keep at most K entries per position of sparse JSONL input\n"
-    "  --min-prefix N     share a prefix with an earlier sequence from N positions (16; 0 = off)\n"
+    "  --min-prefix N     share a common token prefix of >= N positions with an earlier sequence\n"
+    "                     (default 16, also the shortest the store looks for; 0 = off)\n"
     "Ctrl-C (SIGINT) or SIGTERM while FILEs are ingested stops after the batches in flight,\n"
     "which are committed (a second one stops at once); re-running continues without duplicates.\n"
     "See docs/INGEST.md.\n";
