@@ -58,9 +58,9 @@ void slim_src_close(slim_src *s);
  * worker, each by at most one), then, once the batch's workers are done,
  * the blocks up to the batch's end are folded in order (slim_fhash_fold:
  * the missing ones digested from the mapping, or read from the file with
- * slim_fhash_use_fd).  Two windows may be open at once (a batch being
- * worked on while the one before it is folded): their digests share a ring
- * sized by slim_fhash_reserve.  slim_fhash_final digests and folds what is
+ * slim_fhash_use_fd).  Several windows may be open at once (batches being
+ * worked on while the one before them is folded): their digests share a
+ * ring sized by slim_fhash_reserve.  slim_fhash_final digests and folds what is
  * left, so the hash is complete however far the ingest got.  Memory: 17
  * bytes per 64 KiB of the ring, never per file.
  */
@@ -101,16 +101,17 @@ int slim_fhash_init(slim_fhash *h, const void *map, uint64_t len);
  * that shrank under the ingest leaves the hash unknown instead of raising
  * SIGBUS.  0 or SLIM_ENOMEM. */
 int slim_fhash_use_fd(slim_fhash *h, int fd);
-/* A ring for windows of up to n blocks, two open at once: 0 or
- * SLIM_ENOMEM.  Before the first window. */
-int slim_fhash_reserve(slim_fhash *h, uint64_t n);
+/* A ring for up to `windows` windows of up to n blocks not yet folded: 0
+ * or SLIM_ENOMEM.  Before the first window. */
+int slim_fhash_reserve(slim_fhash *h, uint64_t n, unsigned windows);
 /* The window of a batch whose rows are bytes [lo, hi) into *w: 0, or 1
  * when the workers are to digest nothing of it (it does not begin after
- * the last window, or the two do not fit the ring, or it holds no whole
- * block): the fold then digests its blocks.  The window before the last
- * must be folded; the last one may still be folding on another thread
- * (the two touch different ring slots and fields), and its workers may
- * still be feeding it. */
+ * the last window, or it and every block not folded yet do not fit the
+ * ring, or it holds no whole block): the fold then digests its blocks.
+ * Windows are opened on one thread; the windows before may still be fed by
+ * workers and folded, in order, on another (they touch other ring slots;
+ * the fold publishes how far it got with release, read here with
+ * acquire). */
 int slim_fhash_window(slim_fhash *h, uint64_t lo, uint64_t hi, slim_fhash_win *w);
 /* A run in window w starting at byte `at` (a worker's sequence): 0 or
  * SLIM_ENOMEM. */

@@ -48,6 +48,12 @@ typedef struct slim_badrow { uint32_t pos, id; int err; float v; } slim_badrow;
  * one ~1 ms while the next batch was filled; instrumented.)
  */
 enum { SLOT_FREE, SLOT_WORK, SLOT_DONE };
+/* Batches in flight.  More slots would let the workers run further ahead of
+ * a slow commit, at 8 MB of entries a slot: with 4, one-shot dense ingests
+ * here were no faster (8 MB slots; medians within noise) except with a 100
+ * ms stall on every 15th sync (28.6k -> 30.7k positions/s), and peak RSS
+ * rose from ~52 to ~75 MB.  The input hash's ring is sized for NSLOT
+ * windows, so any value is correct. */
 #define NSLOT 2
 typedef struct islot {
     slim_batch b;
@@ -932,10 +938,11 @@ static int batch_loop(ictx *c, slim_src *sp, uint32_t V, size_t maxpos, uint64_t
     if (!rc && sp->dense) rc = ensure_ws(c, V, cap);
     if (rc) { snprintf(c->err, c->cap, "out of memory"); return rc; }
     if (c->fh_on && sp->dense) {
-        /* a batch's rows: maxpos positions and at most a sequence more;
-         * without the room, the fold digests every block (slower, the same) */
+        /* a batch's rows: maxpos positions and at most a sequence more, for
+         * each slot; without the room, the fold digests every block
+         * (slower, the same) */
         uint64_t span = (uint64_t)(maxpos + sp->T) * sp->W * 4 / SLIM_HASH_BLOCK + 2;
-        slim_fhash_reserve(&c->fh, span);
+        slim_fhash_reserve(&c->fh, span, NSLOT);
     }
     c->src = sp;
     c->V = V;

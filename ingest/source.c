@@ -548,9 +548,9 @@ void slim_fhash_release(slim_fhash *h)
     memset(h, 0, sizeof *h);
 }
 
-int slim_fhash_reserve(slim_fhash *h, uint64_t n)
+int slim_fhash_reserve(slim_fhash *h, uint64_t n, unsigned windows)
 {
-    size_t cap = (size_t)(2 * n + 2);
+    size_t cap = (size_t)(windows * n + 2);
     if (cap <= h->cap) return 0;
     uint8_t (*dig)[16] = realloc(h->dig, cap * sizeof *dig);
     if (dig) h->dig = dig;
@@ -565,9 +565,12 @@ int slim_fhash_window(slim_fhash *h, uint64_t lo, uint64_t hi, slim_fhash_win *w
 {
     uint64_t a = (lo + SLIM_HASH_BLOCK - 1) / SLIM_HASH_BLOCK, e = blocks_by(h, hi);
     w->lo = w->hi = 0;
-    /* the last window's digests may still be unfolded: they keep their
-     * slots, and the blocks of both must fit the ring */
-    if (e <= a || a < h->whi || e - (h->whi > h->wlo ? h->wlo : a) > h->cap) {
+    /* every block not folded yet may still have its digest in the ring
+     * (windows ascend, so they are [folded, whi)): those and this window's
+     * must fit it.  folded moves on another thread (the fold's); an old
+     * value only refuses a window that would have fitted. */
+    uint64_t f = __atomic_load_n(&h->folded, __ATOMIC_ACQUIRE);
+    if (e <= a || a < h->whi || e - (f < a ? f : a) > h->cap) {
         if (e > h->whi) h->whi = e;  /* nothing of this batch's in the ring */
         h->wlo = h->whi;
         return 1;
@@ -659,7 +662,8 @@ void slim_fhash_fold(slim_fhash *h, uint64_t end, const slim_fhash_win *w)
             XXH3_128bits_update(h->st, d, 16);
         }
     }
-    if (last > h->folded) h->folded = last;
+    /* after the ring slots are read: a window may reuse them from here */
+    if (last > h->folded) __atomic_store_n(&h->folded, last, __ATOMIC_RELEASE);
 }
 
 int slim_fhash_final(slim_fhash *h, char hex[SLIM_FILE_HASH_CAP])
