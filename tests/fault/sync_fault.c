@@ -7,7 +7,7 @@
  *   SLIM_FAULT_SYNC_FAIL=n   the n-th of them (from 1, counted over the
  *                            process) fails with EIO and syncs nothing
  *   SLIM_FAULT_SYNC_FILE=f   optional: only syncs of a file whose path ends
- *                            in /f are counted (and can fail)
+ *                            in /f are counted, slowed and can fail
  *
  * LMDB and SQLite both sync through these two calls.  Built without
  * sanitizers, like pread_eof.c.
