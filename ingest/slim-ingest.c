@@ -234,6 +234,10 @@ int main(int argc, char **argv)
     }
     if (!o.dataset) slim_die(2, "--dataset is required (try --help)");
     int mode = check_mode(&o, &t, argc - optind);
+    for (int i = optind; i < argc; i++)  /* inputs are mapped, read at offsets and hashed: files */
+        if (!strcmp(argv[i], "-") && access("-", F_OK) != 0)
+            slim_die(2, "'-': standard input is not read; write the teacher outputs to a file "
+                        "and name it");
     if (!store || !*store) store = "slim.store";
     if (o.threads) omp_set_num_threads(o.threads);
     char *aj = args_json(argc, argv);

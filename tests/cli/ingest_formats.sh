@@ -9,6 +9,9 @@ expect version 0 slim-ingest --version
 expect_out version_out "^slim-ingest [0-9]"
 expect help 0 slim-ingest --help
 expect_out help_out "^usage: slim-ingest --dataset D"
+expect stdin_refused 2 slim-ingest --store "$S" --dataset a -
+expect_err stdin_refused_msg "^slim-ingest: '-': standard input is not read; write the teacher outputs to a file"
+check stdin_refused_no_store test ! -e "$S"
 
 # a safetensors file named .jsonl is still safetensors: detection by content
 "$G" gen dense misnamed.jsonl dtype=F16 n=3 t=5 v=80 seed=4
