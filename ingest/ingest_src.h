@@ -7,6 +7,39 @@
 #include <stdio.h>
 #include "ingest.h"
 
+/*
+ * The input content hash, built block by block (source.c has the
+ * definition; slim_file_hash and slim_hash_bytes are its one-call forms).
+ * Over a mapping of the file, for each batch of rows: open a window on the
+ * blocks wholly inside its rows (slim_fhash_window); workers that read the
+ * rows feed their bytes as they go (slim_fhash_feed: a block of the window
+ * that a worker holds from its first byte to its last is digested by that
+ * worker, each by at most one), then, once the batch's workers are done,
+ * the blocks up to the batch's end are folded in order (slim_fhash_fold:
+ * the missing ones digested from the mapping, or read from the file with
+ * slim_fhash_use_fd).  Several windows may be open at once (batches being
+ * worked on while the one before them is folded): their digests share a
+ * ring sized by slim_fhash_reserve.  slim_fhash_final digests and folds what is
+ * left, so the hash is complete however far the ingest got.  Memory: 17
+ * bytes per 64 KiB of the ring, never per file.
+ */
+#define SLIM_HASH_BLOCK 65536u
+struct XXH3_state_s;
+typedef struct slim_fhash {
+    const uint8_t *map;        /* the bytes [len], or NULL (fed by slim_fhash_stream) */
+    uint64_t len, nblk;        /* bytes, blocks */
+    uint64_t folded;           /* blocks [0, folded) are in st */
+    uint8_t (*dig)[16];        /* [cap] ring: block i's digest at i % cap */
+    uint8_t *have;             /* [cap] 1: that digest is set */
+    size_t cap;
+    uint64_t wlo, whi;         /* the last window opened: blocks [wlo, whi) */
+    struct XXH3_state_s *st;   /* XXH3-128 over d_0 ‖ d_1 ‖ … */
+    int fd;                    /* >= 0: missing blocks are pread from it, not mapped */
+    uint8_t *blk;              /*   one block's bytes, read from fd or streamed */
+    size_t sfill;              /* slim_fhash_stream: bytes of the block being filled */
+    int failed;                /*   a block could not be read: no hash */
+} slim_fhash;
+
 typedef struct slim_src {
     const char *path;
     int fmt;                   /* SLIM_FMT_* (never AUTO) */
@@ -17,6 +50,9 @@ typedef struct slim_src {
     uint32_t W;                /* row width: V (dense) or K (sparse) */
     /* jsonl */
     FILE *f;
+    int from_stdin;            /* "-": f is stdin, hashed as it is read: */
+    slim_fhash sh;             /*   its hash (slim_fhash_stream) */
+    int at_eof;                /*   all of it read */
     char *line; size_t linecap;
     long lineno;
     /* lines parsed in parallel, each into its own small batch */
@@ -48,37 +84,6 @@ int slim_src_fill(slim_src *s, uint32_t V, size_t max_pos, slim_batch *b, int *e
                   char *err, size_t cap);
 void slim_src_close(slim_src *s);
 
-/*
- * The input content hash, built block by block (source.c has the
- * definition; slim_file_hash and slim_hash_bytes are its one-call forms).
- * Over a mapping of the file, for each batch of rows: open a window on the
- * blocks wholly inside its rows (slim_fhash_window); workers that read the
- * rows feed their bytes as they go (slim_fhash_feed: a block of the window
- * that a worker holds from its first byte to its last is digested by that
- * worker, each by at most one), then, once the batch's workers are done,
- * the blocks up to the batch's end are folded in order (slim_fhash_fold:
- * the missing ones digested from the mapping, or read from the file with
- * slim_fhash_use_fd).  Several windows may be open at once (batches being
- * worked on while the one before them is folded): their digests share a
- * ring sized by slim_fhash_reserve.  slim_fhash_final digests and folds what is
- * left, so the hash is complete however far the ingest got.  Memory: 17
- * bytes per 64 KiB of the ring, never per file.
- */
-#define SLIM_HASH_BLOCK 65536u
-struct XXH3_state_s;
-typedef struct slim_fhash {
-    const uint8_t *map;        /* the bytes [len], or NULL (slim_file_hash feeds them) */
-    uint64_t len, nblk;        /* bytes, blocks */
-    uint64_t folded;           /* blocks [0, folded) are in st */
-    uint8_t (*dig)[16];        /* [cap] ring: block i's digest at i % cap */
-    uint8_t *have;             /* [cap] 1: that digest is set */
-    size_t cap;
-    uint64_t wlo, whi;         /* the last window opened: blocks [wlo, whi) */
-    struct XXH3_state_s *st;   /* XXH3-128 over d_0 ‖ d_1 ‖ … */
-    int fd;                    /* >= 0: missing blocks are pread from it, not mapped */
-    uint8_t *blk;              /*   one block's bytes, read from fd */
-    int failed;                /*   a block could not be read: no hash */
-} slim_fhash;
 
 /* Blocks [lo, hi) that workers may digest for one batch. */
 typedef struct slim_fhash_win { uint64_t lo, hi; } slim_fhash_win;
@@ -127,6 +132,9 @@ void slim_fhash_fold(slim_fhash *h, uint64_t end, const slim_fhash_win *w);
  * 0; or, when a block could not be read from the fd, "unknown" and
  * SLIM_EIO. */
 int slim_fhash_final(slim_fhash *h, char hex[SLIM_FILE_HASH_CAP]);
+/* A stream read once (standard input), on slim_fhash_init(h, NULL, 0): its
+ * next n bytes, each block folded when it is full (the last at _final). */
+void slim_fhash_stream(slim_fhash *h, const void *p, size_t n);
 void slim_fhash_release(slim_fhash *h);
 
 #endif

@@ -580,8 +580,10 @@ static void progress(ictx *c, int final)
     double mb = 0;
     if (c->ds && slim_dataset_get(c->st, c->o->dataset, &di) == 0)
         mb = (double)(di.record_bytes - c->stats->bytes_before) / 1e6;
-    fprintf(stderr, "\r%lld positions, %.0f positions/s, %.1f MB written, ETA %.0fs   %s",
-            (long long)c->stats->positions, rate, mb, eta, final ? "\n" : "");
+    char etas[32] = "";  /* none when an input's size is unknown (standard input) */
+    if (c->bytes_total) snprintf(etas, sizeof etas, ", ETA %.0fs", eta);
+    fprintf(stderr, "\r%lld positions, %.0f positions/s, %.1f MB written%s   %s",
+            (long long)c->stats->positions, rate, mb, etas, final ? "\n" : "");
 }
 
 /* The entry with the largest value (the teacher's top choice). */
@@ -1046,7 +1048,9 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt, int l
     slim_src s;
     c->f_added = c->f_skipped = c->f_refused = 0;
     struct stat sb;
-    if (stat(path, &sb) < 0) {
+    int in = nf == 1 && !strcmp(path, "-");  /* standard input: hashed as it is read */
+    memset(&sb, 0, sizeof sb);
+    if (!in && stat(path, &sb) < 0) {
         snprintf(c->err, c->cap, "cannot open '%s': %s", path, strerror(errno));
         return SLIM_EIO;
     }
@@ -1063,7 +1067,8 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt, int l
         }
         close(fd);
         snprintf(ipath, sizeof ipath, "%s", path);
-    } else if ((rc = input_id(c, files, nf, &sb, ipath, sizeof ipath, hash))) return rc;
+    } else if (in) snprintf(ipath, sizeof ipath, "-");
+    else if ((rc = input_id(c, files, nf, &sb, ipath, sizeof ipath, hash))) return rc;
     if ((rc = open_src(c, &s, files, nf, fmt))) return rc;
     if (async) {
         if (s.fmt == SLIM_FMT_SAFETENSORS && s.ts.nmaps == 1
@@ -1120,6 +1125,10 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt, int l
         c->stats->cpu_hash += thread_cpu_s() - h0;
         slim_fhash_release(&c->fh);
         c->fh_on = c->fh_lost = 0;
+    } else if (in) {
+        /* a hash of what was read only when all of it was: a run that
+         * stopped early leaves the rest of the stream unread */
+        if (!s.at_eof || slim_fhash_final(&s.sh, hash)) snprintf(hash, sizeof hash, "unknown");
     } else if (nf == 1 && S_ISREG(sb.st_mode)) {
         c->stats->cpu_hash += hj.cpu;
         memcpy(hash, hj.hash, sizeof hash);
@@ -1172,6 +1181,7 @@ int slim_ingest_files(slim_store *st, const slim_ingest_opts *o, const char *con
     }
     for (int i = 0; i < n; i++) {
         struct stat sb;
+        if (!strcmp(files[i], "-")) { c.bytes_total = 0; break; }  /* no ETA */
         if (stat(files[i], &sb) == 0) c.bytes_total += (uint64_t)sb.st_size;
     }
     c.t0 = c.tlast = now_s();

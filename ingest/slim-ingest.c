@@ -40,6 +40,7 @@ static const char usage_text[] =
     "  --max-logprobs K   keep at most K entries per position of sparse JSONL input\n"
     "  --min-prefix N     share a common token prefix of >= N positions with an earlier sequence\n"
     "                     (default 16, also the shortest the store looks for; 0 = off)\n"
+    "FILE - reads JSONL from standard input (a pipe from a server's client).\n"
     "Ctrl-C (SIGINT) or SIGTERM while FILEs are ingested stops after the batches in flight,\n"
     "which are committed (a second one stops at once); re-running continues without duplicates.\n"
     "See docs/INGEST.md.\n";
@@ -234,10 +235,6 @@ int main(int argc, char **argv)
     }
     if (!o.dataset) slim_die(2, "--dataset is required (try --help)");
     int mode = check_mode(&o, &t, argc - optind);
-    for (int i = optind; i < argc; i++)  /* inputs are mapped, read at offsets and hashed: files */
-        if (!strcmp(argv[i], "-") && access("-", F_OK) != 0)
-            slim_die(2, "'-': standard input is not read; write the teacher outputs to a file "
-                        "and name it");
     if (!store || !*store) store = "slim.store";
     if (o.threads) omp_set_num_threads(o.threads);
     char *aj = args_json(argc, argv);

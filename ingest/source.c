@@ -28,6 +28,7 @@ int slim_format_parse(const char *s)
 
 int slim_detect_format(const char *path, int *fmt, char *err, size_t cap)
 {
+    if (!strcmp(path, "-")) { *fmt = SLIM_FMT_JSONL; return 0; }  /* slim_src_open checks */
     struct stat sb;
     if (stat(path, &sb) < 0) {
         snprintf(err, cap, "cannot open '%s': %s", path, strerror(errno));
@@ -249,6 +250,20 @@ int slim_src_open(slim_src *s, const char *path, int fmt, char *err, size_t cap)
     s->fmt = fmt;
     int rc = 0;
     char msg[400];
+    if (!strcmp(path, "-")) {  /* standard input: JSONL only, hashed as it is read */
+        int c = getc(stdin);
+        if (c != EOF) ungetc(c, stdin);
+        if (fmt != SLIM_FMT_JSONL || (c != EOF && !strchr("{ \t\r\n", c))) {
+            snprintf(err, cap, "'-': byte 0: standard input is read as JSONL only (safetensors "
+                     "and npy need a file)");
+            return SLIM_EINVAL;
+        }
+        if (slim_fhash_init(&s->sh, NULL, 0)) return SLIM_ENOMEM;
+        s->f = stdin;
+        s->from_stdin = 1;
+        s->is_logprob = 1;
+        return 0;
+    }
     if (fmt == SLIM_FMT_JSONL) {
         s->f = fopen(path, "r");
         if (!s->f) {
@@ -303,7 +318,8 @@ int slim_src_layout(slim_src *s, char *err, size_t cap)
 
 void slim_src_close(slim_src *s)
 {
-    if (s->f) fclose(s->f);
+    if (s->f && !s->from_stdin) fclose(s->f);
+    if (s->from_stdin) slim_fhash_release(&s->sh);
     free(s->line);
     jsonl_free(s);
     free(s->ebuf);
@@ -442,8 +458,12 @@ static int jsonl_fill(slim_src *s, uint32_t V, size_t max_pos, slim_batch *b,
                     snprintf(err, cap, "cannot read '%s': %s", s->path, strerror(errno));
                     return SLIM_EIO;
                 }
-                *eof = 1;
+                *eof = s->at_eof = 1;
                 break;
+            }
+            if (s->from_stdin) {
+                slim_fhash_stream(&s->sh, s->lv[n], (size_t)r);
+                s->done_bytes += (uint64_t)r;
             }
             s->lineno++;
             size_t i = 0;
@@ -469,7 +489,7 @@ static int jsonl_fill(slim_src *s, uint32_t V, size_t max_pos, slim_batch *b,
             }
             if (append_batch(b, &s->lb[i], s->lvno[i])) return SLIM_ENOMEM;
         }
-        s->done_bytes = (uint64_t)ftello(s->f);
+        if (!s->from_stdin) s->done_bytes = (uint64_t)ftello(s->f);
     }
     return 0;
 }
@@ -666,8 +686,34 @@ void slim_fhash_fold(slim_fhash *h, uint64_t end, const slim_fhash_win *w)
     if (last > h->folded) __atomic_store_n(&h->folded, last, __ATOMIC_RELEASE);
 }
 
+/* The block being streamed, complete or the last: digested and folded. */
+static void stream_block(slim_fhash *h)
+{
+    uint8_t d[16];
+    digest_block(h->blk, h->sfill, d);
+    XXH3_128bits_update(h->st, d, 16);
+    h->len += h->sfill;
+    h->folded = ++h->nblk;
+    h->sfill = 0;
+}
+
+void slim_fhash_stream(slim_fhash *h, const void *p, size_t n)
+{
+    const uint8_t *q = p;
+    if (!h->blk && !(h->blk = malloc(SLIM_HASH_BLOCK))) { h->failed = 1; return; }
+    while (n) {
+        size_t take = SLIM_HASH_BLOCK - h->sfill < n ? SLIM_HASH_BLOCK - h->sfill : n;
+        memcpy(h->blk + h->sfill, q, take);
+        h->sfill += take;
+        q += take;
+        n -= take;
+        if (h->sfill == SLIM_HASH_BLOCK) stream_block(h);
+    }
+}
+
 int slim_fhash_final(slim_fhash *h, char hex[SLIM_FILE_HASH_CAP])
 {
+    if (h->sfill) stream_block(h);
     slim_fhash_fold(h, h->len, NULL);
     if (h->failed) {
         snprintf(hex, SLIM_FILE_HASH_CAP, "unknown");
@@ -701,20 +747,8 @@ int slim_file_hash(const char *path, char hex[SLIM_FILE_HASH_CAP], char *err, si
     slim_fhash h;
     if (slim_fhash_init(&h, NULL, 0)) { close(fd); return SLIM_ENOMEM; }
     static __thread uint8_t buf[SLIM_HASH_BLOCK];
-    ssize_t n = 0;
-    for (;;) {  /* whole blocks: read() may return less */
-        size_t got = 0;
-        while (got < sizeof buf && (n = read(fd, buf + got, sizeof buf - got)) > 0) got += (size_t)n;
-        if (n < 0) break;
-        if (got) {  /* block h.nblk, folded as it comes */
-            uint8_t d[16];
-            digest_block(buf, got, d);
-            XXH3_128bits_update(h.st, d, 16);
-            h.len += got;
-            h.folded = ++h.nblk;
-        }
-        if (got < sizeof buf) break;
-    }
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) slim_fhash_stream(&h, buf, (size_t)n);
     int e = errno;
     close(fd);
     if (n < 0) {
