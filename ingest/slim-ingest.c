@@ -120,7 +120,8 @@ static void print_summary(const slim_ingest_opts *o, const slim_ingest_stats *s,
  * "interrupted"); the handler is then the default again, so a second one
  * ends the process at once (the store stays consistent either way).  A
  * signal the parent ignores (SIGINT for a shell's background job) stays
- * ignored. */
+ * ignored.  Reading standard input, the stop comes after the next lines
+ * arrive (or its end): the read is restarted, not failed. */
 static volatile sig_atomic_t stop_signal;
 
 static void on_stop(int sig) { stop_signal = sig; }
@@ -130,7 +131,7 @@ static void catch_stop(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
-    sa.sa_flags = SA_RESETHAND;
+    sa.sa_flags = SA_RESETHAND | SA_RESTART;  /* reads (a pipe on stdin) go on, not EINTR */
     sigemptyset(&sa.sa_mask);
     const int sigs[] = { SIGINT, SIGTERM };
     for (int i = 0; i < 2; i++) {
