@@ -686,34 +686,41 @@ void slim_fhash_fold(slim_fhash *h, uint64_t end, const slim_fhash_win *w)
     if (last > h->folded) __atomic_store_n(&h->folded, last, __ATOMIC_RELEASE);
 }
 
-/* The block being streamed, complete or the last: digested and folded. */
-static void stream_block(slim_fhash *h)
+/* A streamed block, complete or the last (bytes p[n]): digested and folded. */
+static void stream_block(slim_fhash *h, const uint8_t *p, size_t n)
 {
     uint8_t d[16];
-    digest_block(h->blk, h->sfill, d);
+    digest_block(p, n, d);
     XXH3_128bits_update(h->st, d, 16);
-    h->len += h->sfill;
+    h->len += n;
     h->folded = ++h->nblk;
-    h->sfill = 0;
 }
 
 void slim_fhash_stream(slim_fhash *h, const void *p, size_t n)
 {
     const uint8_t *q = p;
-    if (!h->blk && !(h->blk = malloc(SLIM_HASH_BLOCK))) { h->failed = 1; return; }
+    for (; !h->sfill && n >= SLIM_HASH_BLOCK; q += SLIM_HASH_BLOCK, n -= SLIM_HASH_BLOCK)
+        stream_block(h, q, SLIM_HASH_BLOCK);  /* whole blocks in place, no copy */
+    if (n && !h->blk && !(h->blk = malloc(SLIM_HASH_BLOCK))) { h->failed = 1; return; }
     while (n) {
         size_t take = SLIM_HASH_BLOCK - h->sfill < n ? SLIM_HASH_BLOCK - h->sfill : n;
         memcpy(h->blk + h->sfill, q, take);
         h->sfill += take;
         q += take;
         n -= take;
-        if (h->sfill == SLIM_HASH_BLOCK) stream_block(h);
+        if (h->sfill == SLIM_HASH_BLOCK) {
+            stream_block(h, h->blk, SLIM_HASH_BLOCK);
+            h->sfill = 0;
+        }
     }
 }
 
 int slim_fhash_final(slim_fhash *h, char hex[SLIM_FILE_HASH_CAP])
 {
-    if (h->sfill) stream_block(h);
+    if (h->sfill) {
+        stream_block(h, h->blk, h->sfill);
+        h->sfill = 0;
+    }
     slim_fhash_fold(h, h->len, NULL);
     if (h->failed) {
         snprintf(hex, SLIM_FILE_HASH_CAP, "unknown");
