@@ -820,9 +820,9 @@ static int commit_batches(ictx *c)
 /*
  * Whether the batch just written (number no) should leave the transaction
  * open for the next one.  A commit is mostly a wait for the disk (LMDB's
- * syncs and SQLite's: 9-19 ms each during a dense ingest here, a batch
- * being ~30 ms of work); on a slower disk the writer would spend all its
- * time committing and the workers would wait for it.  So a batch is
+ * syncs and SQLite's: 9-19 ms each during a dense ingest here, a dense
+ * batch being ~13 ms of work); on a slower disk the writer would spend
+ * all its time committing and the workers would wait for it.  So a batch is
  * committed on its own unless less time has passed since the last commit
  * ended than that commit took: the writer then waits for syncs at most
  * about half the time, and on a fast disk every batch is still a commit of
