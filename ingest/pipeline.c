@@ -48,13 +48,15 @@ typedef struct slim_badrow { uint32_t pos, id; int err; float v; } slim_badrow;
  * one ~1 ms while the next batch was filled; instrumented.)
  */
 enum { SLOT_FREE, SLOT_WORK, SLOT_DONE };
-/* Batches in flight.  More slots would let the workers run further ahead of
- * a slow commit, at 8 MB of entries a slot: with 4, one-shot dense ingests
- * here were no faster (8 MB slots; medians within noise) except with a 100
- * ms stall on every 15th sync (28.6k -> 30.7k positions/s), and peak RSS
- * rose from ~52 to ~75 MB.  The input hash's ring is sized for NSLOT
- * windows, so any value is correct. */
-#define NSLOT 2
+/* Batches in flight: how far the workers can run ahead of a commit, which
+ * holds the writer (~50 ms of dense work with four 8 MB batches, as much as
+ * two 16 MB ones gave).  Against 2 slots, measured on 2.1 GB one-shot
+ * ingests: the same at the disk's own speed, 27.7k -> 29.5k positions/s
+ * with every sync 10 ms slower, 28.6k -> 30.7k with a 100 ms stall on
+ * every 15th sync; peak RSS ~52 -> ~70 MB (16 MB batches in 2 slots had
+ * 83-88).  The input hash's ring is sized for NSLOT windows, so any value
+ * is correct. */
+#define NSLOT 4
 typedef struct islot {
     slim_batch b;
     int state;
@@ -1103,10 +1105,10 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt, int l
          * fill stops at the first whole sequence that reaches maxpos).  The
          * two slots' pools are most of the fresh memory an ingest touches,
          * and a first touch costs 0.06-2 ms per MB on the development VM
-         * (zeroed huge pages the host backs, by the minute): with 16 MB
-         * pools a one-shot dense ingest touched 78 MB of huge pages, now 39
-         * MB (peak RSS 83-88 MB, now 51-53).  Half as many positions a
-         * batch cost nothing measurable (alternated pairs,
+         * (zeroed huge pages the host backs, by the minute): with two
+         * 16 MB pools a one-shot dense ingest touched 78 MB of huge pages,
+         * with two 8 MB ones 39 MB, with four (NSLOT) 61 MB.  Half as many
+         * positions a batch cost nothing measurable (alternated pairs,
          * docs/BENCHMARKS.md, session 7): there is no barrier between
          * batches, and commits group when they are slow.  (32 MB pools had
          * run ~5 % slower, with a barrier per batch then.) */
