@@ -41,7 +41,8 @@ typedef struct slim_badrow { uint32_t pos, id; int err; float v; } slim_badrow;
  * rows are read by the workers) and queues its units; the workers (the
  * main thread among them when it has nothing to fill) run units in queue
  * order; the unit that ends a slot's work hands it to the writer thread,
- * which checks it, writes it in input order, commits and frees the slot.
+ * which checks it and writes it in input order, frees the slot, then
+ * commits (see write_slot).
  * No barrier between batches: workers go from one batch's last units to
  * the next one's first.  (With a barrier per batch, one of the two cores
  * had waited 3-4 ms at the end of each ~30 ms batch of a dense ingest, and
@@ -1103,15 +1104,16 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt, int l
         /* entry pool of a batch: positions x K; keep it under 8 MB (for
          * top-5 % of V = 32000, 640 positions: five sequences of 128; a
          * fill stops at the first whole sequence that reaches maxpos).  The
-         * two slots' pools are most of the fresh memory an ingest touches,
+         * slots' pools are most of the fresh memory an ingest touches,
          * and a first touch costs 0.06-2 ms per MB on the development VM
          * (zeroed huge pages the host backs, by the minute): with two
          * 16 MB pools a one-shot dense ingest touched 78 MB of huge pages,
          * with two 8 MB ones 39 MB, with four (NSLOT) 61 MB.  Half as many
-         * positions a batch cost nothing measurable (alternated pairs,
-         * docs/BENCHMARKS.md, session 7): there is no barrier between
-         * batches, and commits group when they are slow.  (32 MB pools had
-         * run ~5 % slower, with a barrier per batch then.) */
+         * positions a batch cost nothing measurable at the disk's own speed
+         * (alternated pairs, docs/BENCHMARKS.md, session 7): there is no
+         * barrier between batches, and commits group when they are slow;
+         * on a slow disk they need the four slots (see NSLOT).  (32 MB
+         * pools had run ~5 % slower, with a barrier per batch then.) */
         size_t per = (size_t)slim_sparsifier_cap(&c->sp, V) * 8 + 1, fit = (8u << 20) / per;
         fit = fit > s.T ? fit - s.T + 1 : 1;
         if (maxpos > fit) maxpos = fit;
