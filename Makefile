@@ -55,7 +55,7 @@ TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 BENCHES := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 EXT := $(if $(wildcard query/ext_*.c),$(B)/slimext.so)
 
-.PHONY: all deps test asan bench demo fuzz install clean tools tests benches check-blas
+.PHONY: all deps bench-deps test asan bench demo fuzz install clean tools tests benches check-blas
 # keep objects that pattern-rule chains would otherwise delete as intermediates
 .SECONDARY:
 all: tools tests $(EXT)
@@ -70,6 +70,13 @@ DEB_PACKAGES := build-essential pkg-config liblmdb-dev lmdb-utils libsqlite3-dev
 deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEB_PACKAGES)
+
+# Optional: Debian's PyTorch (and numpy) for `make bench`'s peer figures and
+# the reference scripts (bench/torch_ref.py, tests/ref/); slim never needs them.
+BENCH_PACKAGES := python3 python3-torch python3-numpy
+bench-deps:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(BENCH_PACKAGES)
 
 # ---------------------------------------------------------------- schema
 $(B)/gen/schema.c: $(SCHEMA_SQL) schema/embed.sh

@@ -4,7 +4,8 @@
  *   - training tokens/s and model FLOP utilisation (width 256, 4 layers,
  *     4 heads, context 256, V = 4096, batch 8, top-5 % = 205 entries) for
  *     CE and SLIM, and the same model + losses in PyTorch CPU
- *     (bench/torch_ref.py via /usr/bin/python3, skipped when absent)
+ *     (bench/torch_ref.py via /usr/bin/python3; skipped, with a note, when
+ *     Debian's python3-torch is absent: `make bench-deps`)
  *   - target decoding throughput from a real store versus what the trainer
  *     consumes
  * Every throughput is the best step (steps are timed one by one; CE and SLIM
@@ -73,14 +74,19 @@ static double train_tps(slim_train_config *c, const slim_tsrc *src, int loss, co
     return t.best;
 }
 
-static void torch_tps(int threads, int steps, double *ce, double *slim)
+/* PyTorch's CE and SLIM tokens/s (NAN when it cannot run) and its version
+ * ("" when it is not installed). */
+static void torch_tps(int threads, int steps, double *ce, double *slim, char *ver, size_t vcap)
 {
     char cmd[1024], line[512], script[600];
     const char *root = getenv("SLIM_ROOT");  /* set by bench/run.sh */
     snprintf(script, sizeof script, "%s%sbench/torch_ref.py", root ? root : "", root ? "/" : "");
     *ce = *slim = NAN;
-    if (access("/usr/bin/python3", X_OK) || access(script, R_OK)) {
-        fprintf(stderr, "bench_train_throughput: no /usr/bin/python3 or '%s': PyTorch skipped\n", script);
+    ver[0] = 0;
+    if (access("/usr/bin/python3", X_OK) || access(script, R_OK) ||
+        system("/usr/bin/python3 -c 'import torch' > /dev/null 2>&1") != 0) {
+        fprintf(stderr, "bench_train_throughput: Debian's PyTorch is not installed "
+                        "(make bench-deps installs python3-torch): its figures are skipped\n");
         return;
     }
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' --threads %d --steps %d", script, threads, steps);
@@ -91,8 +97,14 @@ static void torch_tps(int threads, int steps, double *ce, double *slim)
         double v = atof(t + 16);
         if (strstr(line, "\"ce\"")) *ce = v;
         else if (strstr(line, "\"slim\"")) *slim = v;
+        char *tv = strstr(line, "\"torch\": \"");
+        if (tv) {  /* "1.13.1", without a local suffix */
+            tv += 10;
+            size_t n = strcspn(tv, "\"+");
+            snprintf(ver, vcap, "%.*s", (int)(n < vcap ? n : vcap - 1), tv);
+        }
     }
-    if (p) pclose(p);
+    if (p && pclose(p) != 0) fprintf(stderr, "bench_train_throughput: '%s' failed\n", script);
 }
 
 /* Copy the synthetic data into a fresh store; returns positions/s decoded
@@ -191,7 +203,8 @@ int main(int argc, char **argv)
         sl = y > sl ? y : sl;
     }
     double tce, tsl;
-    torch_tps(threads, steps, &tce, &tsl);
+    char tver[32];
+    torch_tps(threads, steps, &tce, &tsl, tver, sizeof tver);
     const slim_model_config *m = &c.model;
     double mm = (double)m->layers * (4.0 * m->dim * m->dim + 3.0 * m->dim * m->ffn) +
                 (double)m->vocab * m->dim;
@@ -206,8 +219,14 @@ int main(int argc, char **argv)
     printf("| slim-train CE | %.0f tokens/s, MFU %.1f %% of sgemm peak |\n", ce, 100 * ce * fpt / peak);
     printf("| slim-train SLIM (top-5 %%, k=205) | %.0f tokens/s, MFU %.1f %% |\n", sl, 100 * sl * fpt / peak);
     printf("| SLIM step time / CE step time | %.3f |\n", ce / sl);
-    printf("| PyTorch %s CE | %.0f tokens/s -> slim-train %.2fx |\n", "1.13", tce, ce / tce);
-    printf("| PyTorch SLIM | %.0f tokens/s -> slim-train %.2fx |\n", tsl, sl / tsl);
+    if (!tver[0])
+        printf("| PyTorch CE / SLIM | not installed (`make bench-deps`): skipped |\n");
+    else if (isnan(tce) || isnan(tsl))
+        printf("| PyTorch %s CE / SLIM | bench/torch_ref.py gave no figure (see its error above) |\n", tver);
+    else {
+        printf("| PyTorch %s CE | %.0f tokens/s -> slim-train %.2fx |\n", tver, tce, ce / tce);
+        printf("| PyTorch %s SLIM | %.0f tokens/s -> slim-train %.2fx |\n", tver, tsl, sl / tsl);
+    }
     printf("| prefetch wait during training (CE, SLIM) | %.3f s, %.3f s |\n", wce, wsl);
     printf("| store target decoding (logprob:0.01, k=205, %lld positions) | %.0f positions/s = %.1fx the SLIM trainer |\n",
            (long long)npos, dec, dec / sl);
