@@ -14,8 +14,11 @@
 static const char usage_text[] =
     "usage: slim-dedup --dataset D [--across] [--dry-run] [--json] [--store DIR]\n"
     "\n"
+    "  --dataset D the dataset to deduplicate (later copies leave its live view)\n"
     "  --across    also look for the first copy in the other datasets of the same teacher\n"
     "  --dry-run   report, change nothing\n"
+    "  --json      the report as one JSON object on stdout\n"
+    "  --store DIR the store (default $SLIM_STORE, else ./slim.store)\n"
     "See docs/INGEST.md, \"Deduplication\".\n";
 
 

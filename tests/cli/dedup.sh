@@ -6,6 +6,9 @@ S="$T/s.store"
 cd "$T" || exit 1
 "$G" gen dense a.st n=6 t=20 v=64 seed=1
 expect version 0 slim-dedup --version
+expect help 0 slim-dedup --help
+expect_out help_usage '^usage: slim-dedup --dataset D'
+expect_help_complete help_complete
 expect usage 2 slim-dedup --store "$S"
 expect ingest_d 0 slim-ingest --store "$S" --dataset d --teacher T --sparsify topk:6 a.st
 # --min-prefix 0: e gets records of its own (sharing would make the copies free)

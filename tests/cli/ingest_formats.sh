@@ -9,6 +9,7 @@ expect version 0 slim-ingest --version
 expect_out version_out "^slim-ingest [0-9]"
 expect help 0 slim-ingest --help
 expect_out help_out "^usage: slim-ingest --dataset D"
+expect_help_complete help_describes_every_option
 
 # a safetensors file named .jsonl is still safetensors: detection by content
 "$G" gen dense misnamed.jsonl dtype=F16 n=3 t=5 v=80 seed=4

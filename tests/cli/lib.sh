@@ -28,6 +28,16 @@ expect_same() {
     if diff -u "$2" "$_last_out" > "$T/.diff"; then echo "ok $1"
     else echo "FAIL $1: differs from $2: $(head -c 400 "$T/.diff" | tr '\n' '|')"; fi
 }
+# expect_help_complete NAME: every --option in the synopsis of the last run's
+# stdout (its lines up to the first blank one) has a line of its own below,
+# "  --option ..." (several may share one, as "  --seed N --threads N")
+expect_help_complete() {
+    _undoc=
+    for _o in $(sed -n '1,/^$/p' "$_last_out" | grep -oE -- '--[a-z][a-z-]*' | sort -u); do
+        sed '1,/^$/d' "$_last_out" | grep -Eq -- "^ +(--[a-z/-]+ [^ ]+ )*$_o([ ,/]|$)" || _undoc="$_undoc $_o"
+    done
+    if [ -z "$_undoc" ]; then echo "ok $1"; else echo "FAIL $1: --help does not describe$_undoc"; fi
+}
 # check NAME CONDITION-COMMAND...: ok when the command succeeds
 check() {
     name=$1; shift

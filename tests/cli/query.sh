@@ -86,6 +86,7 @@ expect query_unknown_option 2 slim-query --frobnicate "SELECT 1"
 expect query_show_usage 2 slim-query show web
 expect query_help 0 slim-query --help
 expect_out query_help_text 'usage: slim-query'
+expect_help_complete query_help_complete
 expect query_version 0 slim-query --version
 
 # --write: refused without it (nothing changes), allowed with it

@@ -9,6 +9,7 @@ expect version 0 slim-store --version
 expect_out version_text '^slim-store [0-9]+\.[0-9]+\.[0-9]+'
 expect help 0 slim-store --help
 expect_out help_text 'snapshot create NAME'
+expect_help_complete help_complete
 expect bad_option 2 slim-store --store "$S" --frobnicate
 expect_err bad_option_msg "^slim-store: unknown option '--frobnicate'"
 expect no_command 2 slim-store --store "$S"

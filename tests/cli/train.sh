@@ -7,6 +7,7 @@ export SLIM_STORE="$T/store"
 
 expect train_help 0 slim-train --help
 expect_out train_help_usage '^usage: slim-train --snapshot S --out CKPT'
+expect_help_complete train_help_complete
 expect train_version 0 slim-train --version
 expect_out train_version_text '^slim-train [0-9]+\.[0-9]+\.[0-9]+$'
 expect train_no_snapshot 2 slim-train --out x.ckpt
