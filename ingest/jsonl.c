@@ -394,7 +394,7 @@ static int shape_simple(lctx *c, json_t *root, slim_batch *b)
 /* prompt ids + prompt_logprobs (entry 0 null) + one output's generated ids
  * and their logprobs: one sequence. */
 static int vllm_seq(lctx *c, slim_batch *b, const char *ext, json_t *pids, json_t *plp,
-                    json_t *gids, json_t *glp, int gen_is_content)
+                    json_t *gids, json_t *glp, const char *gfield)
 {
     slim_iseq *q = seq_open(b, ext, strlen(ext));
     if (!q) return SLIM_ENOMEM;
@@ -404,7 +404,7 @@ static int vllm_seq(lctx *c, slim_batch *b, const char *ext, json_t *pids, json_
         if ((rc = get_tokens(c, pids, b, "prompt_token_ids"))) return rc;
         P = json_array_size(pids);
     }
-    if (gids && (rc = get_tokens(c, gids, b, gen_is_content ? "logprobs.content" : "token_ids")))
+    if (gids && (rc = get_tokens(c, gids, b, gfield)))
         return rc;
     span sp[2];
     int ns = 0;
@@ -455,60 +455,102 @@ static int shape_vllm(lctx *c, json_t *root, slim_batch *b)
         json_t *out = json_array_get(outs, o);
         snprintf(ext, sizeof ext, n > 1 ? "%s/%zu" : "%s", rid, o);
         int rc = vllm_seq(c, b, ext, pids, plp, json_object_get(out, "token_ids"),
-                          json_object_get(out, "logprobs"), 0);
+                          json_object_get(out, "logprobs"), "token_ids");
         if (rc) return rc;
     }
     return 0;
 }
 
+/* The ids of choice ci's tokens into ids (a fresh JSON array): from
+ * "token": "token_id:N" of each logprobs.content[] item (chat), or from the
+ * "token_id:N" strings of logprobs.tokens (completions). */
+static int choice_ids(lctx *c, json_t *list, int content, size_t ci, json_t *ids)
+{
+    size_t j;
+    json_t *e;
+    json_array_clear(ids);
+    json_array_foreach(list, j, e) {
+        json_t *tk = content ? json_object_get(e, "token") : e;
+        int64_t id = json_is_string(tk) ? parse_id(json_string_value(tk))
+                   : json_is_integer(tk) ? json_integer_value(tk) : INT64_MIN;
+        if (id == INT64_MIN) {
+            snprintf(c->err, c->cap, "choice %zu: logprobs.%s[%zu]%s is not \"token_id:N\" (start "
+                     "the server with --return-tokens-as-token-ids)", ci,
+                     content ? "content" : "tokens", j, content ? ".token" : "");
+            return SLIM_EINVAL;
+        }
+        if (json_array_append_new(ids, json_integer(id))) return SLIM_ENOMEM;
+    }
+    return 0;
+}
+
+/* Whether the ids a start with the ids p (JSON arrays of integers). */
+static int ids_prefix(json_t *a, json_t *p)
+{
+    size_t n = json_array_size(p);
+    if (json_array_size(a) < n) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!json_is_integer(json_array_get(p, i)) ||
+            json_integer_value(json_array_get(a, i)) != json_integer_value(json_array_get(p, i)))
+            return 0;
+    return 1;
+}
+
+/*
+ * An OpenAI-compatible response: choices[], each a sequence.  Chat:
+ * logprobs.content[] with "token" and top_logprobs[] per generated token.
+ * Completions: logprobs.tokens[] with top_logprobs[] dicts beside it; with
+ * echo the lists cover the prompt too, their first top_logprobs entry null
+ * (the first token has no prediction) — then entry i predicts t[i], as
+ * for generated tokens without a prompt, and prompt_token_ids, when given,
+ * must begin them.
+ */
 static int shape_openai(lctx *c, json_t *root, slim_batch *b)
 {
-    char idb[32], ext[96], where[48];
+    char idb[32], ext[96];
     const char *rid = str_or(json_object_get(root, "id"), idb, sizeof idb);
     json_t *choices = json_object_get(root, "choices");
     size_t n = json_array_size(choices);
     if (!n) { snprintf(c->err, c->cap, "missing field 'choices'"); return SLIM_EINVAL; }
-    json_t *gid_scratch = json_array();
-    if (!gid_scratch) return SLIM_ENOMEM;
+    json_t *gids = json_array();
+    if (!gids) return SLIM_ENOMEM;
     int rc = 0;
     for (size_t ci = 0; ci < n && !rc; ci++) {
         json_t *ch = json_array_get(choices, ci);
         json_t *pids = json_object_get(ch, "prompt_token_ids");
         if (!pids) pids = json_object_get(root, "prompt_token_ids");
+        if (!json_is_array(pids)) pids = NULL;
         json_t *lp = json_object_get(ch, "logprobs"), *content = json_object_get(lp, "content");
-        json_array_clear(gid_scratch);
-        if (json_is_array(content)) {
-            /* the generated ids come from "token": "token_id:N" */
-            size_t j;
-            json_t *e;
-            json_array_foreach(content, j, e) {
-                json_t *tk = json_object_get(e, "token");
-                int64_t id = json_is_string(tk) ? parse_id(json_string_value(tk)) : INT64_MIN;
-                if (id == INT64_MIN) {
-                    snprintf(where, sizeof where, "choice %zu", ci);
-                    snprintf(c->err, c->cap, "%s: logprobs.content[%zu].token is not "
-                             "\"token_id:N\" (start the server with --return-tokens-as-token-ids)",
-                             where, j);
-                    rc = SLIM_EINVAL;
-                    break;
-                }
-                json_array_append_new(gid_scratch, json_integer(id));
-            }
-        }
-        if (rc) break;
-        if (!json_is_array(pids) && !json_is_array(content)) {
-            snprintf(c->err, c->cap, "choice %zu: missing field 'prompt_token_ids' or "
-                     "'logprobs.content'", ci);
-            rc = SLIM_EINVAL;
-            break;
-        }
+        json_t *toks = json_object_get(lp, "tokens"), *top = json_object_get(lp, "top_logprobs");
         snprintf(ext, sizeof ext, n > 1 ? "%s/%zu" : "%s", rid, ci);
-        rc = vllm_seq(c, b, ext, json_is_array(pids) ? pids : NULL,
-                      json_object_get(ch, "prompt_logprobs"),
-                      json_is_array(content) ? gid_scratch : NULL,
-                      json_is_array(content) ? content : NULL, 1);
+        if (json_is_array(content)) {
+            if (!(rc = choice_ids(c, content, 1, ci, gids)))
+                rc = vllm_seq(c, b, ext, pids, json_object_get(ch, "prompt_logprobs"), gids, content,
+                              "logprobs.content");
+        } else if (json_is_array(toks)) {
+            if (!json_is_array(top) || json_array_size(top) != json_array_size(toks)) {
+                snprintf(c->err, c->cap, "choice %zu: logprobs.top_logprobs %s logprobs.tokens "
+                         "(request logprobs=K)", ci, json_is_array(top) ? "does not match" : "missing beside");
+                rc = SLIM_EINVAL;
+            } else if (!(rc = choice_ids(c, toks, 0, ci, gids))) {
+                if (json_array_size(top) && json_is_null(json_array_get(top, 0))) {  /* echo */
+                    if (pids && !ids_prefix(gids, pids)) {
+                        snprintf(c->err, c->cap, "choice %zu: logprobs.tokens (echo) do not begin "
+                                 "with prompt_token_ids", ci);
+                        rc = SLIM_EINVAL;
+                    } else  /* as generated tokens without a prompt: entry 0 dropped */
+                        rc = vllm_seq(c, b, ext, NULL, NULL, gids, top, "logprobs.tokens");
+                } else
+                    rc = vllm_seq(c, b, ext, pids, json_object_get(ch, "prompt_logprobs"), gids, top,
+                                  "logprobs.tokens");
+            }
+        } else if (!pids) {
+            snprintf(c->err, c->cap, "choice %zu: missing field 'prompt_token_ids' or "
+                     "'logprobs.content' / 'logprobs.tokens'", ci);
+            rc = SLIM_EINVAL;
+        } else rc = vllm_seq(c, b, ext, pids, json_object_get(ch, "prompt_logprobs"), NULL, NULL, NULL);
     }
-    json_decref(gid_scratch);
+    json_decref(gids);
     return rc;
 }
 

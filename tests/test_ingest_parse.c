@@ -268,6 +268,46 @@ static void test_jsonl(void)
     CHECK(b.tokens[2] == 7 && b.dists[1].ids[0] == 7, "generated token id from 'token_id:7'");
     TAP_END();
 
+    /* OpenAI-compatible completions: logprobs.tokens + top_logprobs dicts;
+     * position 2 has K+1 items (the sampled token 9 outside the top 2) */
+    TAP_BEGIN("jsonl_openai_completions");
+    slim_batch_reset(&b);
+    const char *cm =
+        "{\"id\":\"cmpl-2\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\"ab\","
+        "\"prompt_token_ids\":[1,2],\"prompt_logprobs\":[null,{\"2\":{\"logprob\":-0.1,\"rank\":1},"
+        "\"6\":{\"logprob\":-2.5,\"rank\":2}}],\"logprobs\":{\"text_offset\":[0,1],"
+        "\"token_logprobs\":[-0.2,-4.0],\"tokens\":[\"token_id:7\",\"token_id:9\"],\"top_logprobs\":["
+        "{\"token_id:7\":-0.2,\"token_id:4\":-2.0},"
+        "{\"token_id:3\":-0.1,\"token_id:9\":-4.0,\"token_id:5\":-3.0}]}}]}";
+    CHECK(jl(cm, 10, &b, err) == 0, "%s", err);
+    CHECK(b.nseq == 1 && b.seqs[0].T == 4 && b.seqs[0].npos == 3 && !strcmp(b.seqs[0].ext_id, "cmpl-2"),
+          "shape T %u npos %u", b.seqs[0].T, b.seqs[0].npos);
+    CHECK(b.tokens[2] == 7 && b.tokens[3] == 9, "generated ids from logprobs.tokens");
+    CHECK(b.dists[0].k == 2 && b.dists[0].ids[0] == 2, "prompt_logprobs at position 0");
+    CHECK(b.dists[1].k == 2 && b.dists[1].ids[0] == 7 && b.dists[1].vals[0] == -0.2f
+          && b.dists[1].ids[1] == 4, "first generated entry at position 1");
+    CHECK(b.dists[2].k == 2 && b.dists[2].ids[0] == 3 && b.dists[2].ids[1] == 5,
+          "K+1: the sampled token outside the top 2 dropped");
+    TAP_END();
+
+    /* echo: the lists cover the prompt, top_logprobs[0] is null; entry i
+     * predicts t[i] and lands at position i - 1 */
+    TAP_BEGIN("jsonl_openai_completions_echo");
+    slim_batch_reset(&b);
+    const char *ce =
+        "{\"id\":\"cmpl-3\",\"choices\":[{\"index\":0,\"prompt_token_ids\":[1,2],\"logprobs\":{"
+        "\"tokens\":[\"token_id:1\",\"token_id:2\",\"token_id:8\"],\"token_logprobs\":[null,-0.3,-0.6],"
+        "\"top_logprobs\":[null,{\"token_id:2\":-0.3,\"token_id:5\":-1.5},{\"token_id:8\":-0.6,\"token_id:0\":-0.9}]}},"
+        "{\"index\":1,\"logprobs\":{\"tokens\":[\"token_id:1\",\"token_id:2\"],"
+        "\"top_logprobs\":[null,{\"token_id:2\":-0.3,\"token_id:5\":-1.5}]}}]}";
+    CHECK(jl(ce, 10, &b, err) == 0, "%s", err);
+    CHECK(b.nseq == 2 && b.seqs[0].T == 3 && b.seqs[0].npos == 2 && b.seqs[1].T == 2
+          && b.seqs[1].npos == 1 && !strcmp(b.seqs[1].ext_id, "cmpl-3/1"), "shape");
+    CHECK(b.tokens[0] == 1 && b.tokens[1] == 2 && b.tokens[2] == 8, "tokens from the echo");
+    CHECK(b.dists[0].ids[0] == 2 && b.dists[1].ids[0] == 8 && b.dists[1].ids[1] == 0,
+          "entry i at position i - 1");
+    TAP_END();
+
     struct { const char *name, *line, *want; } bad[] = {
         { "jsonl_bad_json", "{\"tokens\":[1,2", "invalid JSON" },
         { "jsonl_logprob_positive", "{\"tokens\":[1,2],\"top\":[[[2,0.5]]]}", "> 0" },
@@ -276,6 +316,20 @@ static void test_jsonl(void)
         { "jsonl_negative_id", "{\"tokens\":[1,2],\"top\":[[[-3,-0.5]]]}", "out of range" },
         { "jsonl_missing_field", "{\"id\":\"x\"}", "missing field" },
         { "jsonl_too_many_positions", "{\"tokens\":[1],\"top\":[[[2,-0.5]],[[2,-0.5]]]}", "positions" },
+        { "jsonl_completions_text_token",
+          "{\"choices\":[{\"logprobs\":{\"tokens\":[\"token_id:1\",\"hello\"],\"top_logprobs\":[null,{\"1\":-1}]}}]}",
+          "logprobs.tokens[1] is not \"token_id:N\" (start the server with --return-tokens-as-token-ids)" },
+        { "jsonl_completions_no_top_logprobs",
+          "{\"choices\":[{\"logprobs\":{\"tokens\":[\"token_id:1\"],\"token_logprobs\":[-0.5]}}]}",
+          "choice 0: logprobs.top_logprobs missing beside logprobs.tokens (request logprobs=K)" },
+        { "jsonl_completions_echo_not_prompt",
+          "{\"choices\":[{\"prompt_token_ids\":[1,3],\"logprobs\":{\"tokens\":[\"token_id:1\",\"token_id:2\"],"
+          "\"top_logprobs\":[null,{\"token_id:2\":-0.5}]}}]}",
+          "choice 0: logprobs.tokens (echo) do not begin with prompt_token_ids" },
+        { "jsonl_completions_second_choice_bad",
+          "{\"choices\":[{\"logprobs\":{\"tokens\":[\"token_id:1\",\"token_id:2\"],\"top_logprobs\":[null,{\"token_id:2\":-0.5}]}},"
+          "{\"logprobs\":{\"tokens\":[\"token_id:1\",\"token_id:2\"],\"top_logprobs\":[null,{\"token_id:2\":0.5}]}}]}",
+          "> 0" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         TAP_BEGIN(bad[i].name);

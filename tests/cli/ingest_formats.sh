@@ -75,6 +75,17 @@ expect_out openai_summary '"added":1,"skipped":0,"refused":0,"positions":2'
 printf '{"choices":[{"prompt_token_ids":[1],"logprobs":{"content":[{"token":"hello","logprob":-0.1,"top_logprobs":[]}]}}]}\n' > textok.jsonl
 expect openai_text_tokens 1 slim-ingest --store "$S" --dataset v --teacher tV textok.jsonl
 expect_err openai_text_msg "'textok.jsonl': line 1: choice 0: logprobs.content\[0\].token is not \"token_id:N\""
+# OpenAI-compatible completions (vLLM /v1/completions with --return-tokens-as-token-ids):
+# line 1 without echo (prompt_logprobs + generated), line 2 with echo (the prompt in the lists)
+cat > completions.jsonl <<'J'
+{"id":"cmpl-5","object":"text_completion","choices":[{"index":0,"text":"x","prompt_token_ids":[1,2],"prompt_logprobs":[null,{"2":{"logprob":-0.1,"rank":1},"3":{"logprob":-2.0,"rank":2}}],"logprobs":{"text_offset":[0],"token_logprobs":[-0.3],"tokens":["token_id:13"],"top_logprobs":[{"token_id:13":-0.3,"token_id:12":-1.4}]}}]}
+{"id":"cmpl-6","object":"text_completion","choices":[{"index":0,"text":"ab x","logprobs":{"text_offset":[0,1,2],"token_logprobs":[null,-0.2,-0.4],"tokens":["token_id:1","token_id:3","token_id:11"],"top_logprobs":[null,{"token_id:3":-0.2,"token_id:2":-1.8},{"token_id:11":-0.4,"token_id:13":-1.1}]}}]}
+J
+expect completions 0 slim-ingest --store "$S" --dataset v --teacher tV --json completions.jsonl
+expect_out completions_summary '"added":2,"skipped":0,"refused":0,"positions":4,"entries":8'
+run slim-query --store "$S" --csv "SELECT t.pos, t.token FROM seqs s JOIN topk t ON t.dataset = s.dataset AND t.seq = s.seq WHERE s.ext_id = 'cmpl-6' AND t.rank = 1 ORDER BY t.pos"
+expect_out completions_echo_shift '^pos,token'
+check completions_echo_positions test "$(tail -n +2 "$_last_out" | tr -d '\r' | tr '\n' ' ')" = "0,3 1,11 "
 
 # the dataset's teacher is fixed by the first ingest
 expect teacher_mismatch 1 slim-ingest --store "$S" --dataset v --teacher other --vocab-size 16 vllm.jsonl
