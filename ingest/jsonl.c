@@ -406,6 +406,11 @@ static int vllm_seq(lctx *c, slim_batch *b, const char *ext, json_t *pids, json_
     }
     if (gids && (rc = get_tokens(c, gids, b, gfield)))
         return rc;
+    if (!json_is_array(plp) && !json_is_array(glp)) {  /* a sequence with nothing to distil */
+        snprintf(c->err, c->cap, "no log-probs: neither 'prompt_logprobs' nor the generated "
+                 "tokens' logprobs (request prompt_logprobs=K or logprobs=K)");
+        return SLIM_EINVAL;
+    }
     span sp[2];
     int ns = 0;
     if (json_is_array(plp)) {

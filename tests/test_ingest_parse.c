@@ -316,6 +316,10 @@ static void test_jsonl(void)
         { "jsonl_negative_id", "{\"tokens\":[1,2],\"top\":[[[-3,-0.5]]]}", "out of range" },
         { "jsonl_missing_field", "{\"id\":\"x\"}", "missing field" },
         { "jsonl_too_many_positions", "{\"tokens\":[1],\"top\":[[[2,-0.5]],[[2,-0.5]]]}", "positions" },
+        { "jsonl_vllm_no_logprobs", "{\"request_id\":\"r\",\"prompt_token_ids\":[1,2],\"outputs\":"
+          "[{\"token_ids\":[3],\"logprobs\":null}]}", "no log-probs: neither 'prompt_logprobs' nor" },
+        { "jsonl_openai_no_logprobs", "{\"choices\":[{\"prompt_token_ids\":[1,2],\"logprobs\":null}]}",
+          "(request prompt_logprobs=K or logprobs=K)" },
         { "jsonl_completions_text_token",
           "{\"choices\":[{\"logprobs\":{\"tokens\":[\"token_id:1\",\"hello\"],\"top_logprobs\":[null,{\"1\":-1}]}}]}",
           "logprobs.tokens[1] is not \"token_id:N\" (start the server with --return-tokens-as-token-ids)" },

@@ -94,6 +94,12 @@ expect_err id_ge_v_msg "'big.jsonl': line 1: position 0: token id 70 >= vocab si
 printf '{"tokens":[1,2]}\n' > missing.jsonl
 expect missing_exit 1 ing --dataset j --vocab-size 64 missing.jsonl
 expect_err missing_msg "'missing.jsonl': line 1: missing field 'top'"
+# a server response without any log-probs (they were not requested): refused, nothing stored
+printf '{"choices":[{"prompt_token_ids":[1,2],"logprobs":null}]}\n' > nolp.jsonl
+expect nologprobs_exit 1 ing --dataset j2 --vocab-size 64 nolp.jsonl
+expect_err nologprobs_msg "'nolp.jsonl': line 1: no log-probs: neither 'prompt_logprobs' nor the generated tokens' logprobs \(request prompt_logprobs=K or logprobs=K\)"
+run sqlite3 "$S/meta.sqlite" "SELECT count(*) FROM datasets WHERE name = 'j2'"
+expect_out nologprobs_nothing '^0$'
 printf '{"tokens":[1,2],"top":[[[2,-0.3]]]}\n' > ok.jsonl
 expect novocab_exit 1 ing --dataset k ok.jsonl
 expect_err novocab_msg "vocabulary size unknown: pass --vocab-size"
