@@ -9,8 +9,8 @@ slim-ingest (topk:K, --precision lossless), reads every stored entry back
 through slim-query, and compares with the reference computed here:
 
   - the tokens (position t followed by token t + 1) and the selected ids of
-    every position: torch's top K of the logits upcast to float32, ties to
-    the lower id;
+    every position: the K largest of torch's logits upcast to float32,
+    ties to the lower id;
   - every stored logit bit-for-bit against that upcast value (torch's own
     F16 / BF16 -> F32 conversion);
   - every log-prob against logit - logsumexp(all V) in float64, within
