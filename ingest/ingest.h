@@ -84,7 +84,8 @@ uint32_t slim_select_topk_naive(const float *x, uint32_t V, uint32_t k, uint32_t
 /* ------------------------------------------------------------------ dtypes */
 
 enum { SLIM_DT_F32 = 1, SLIM_DT_F16, SLIM_DT_BF16, SLIM_DT_I32, SLIM_DT_I64,
-       SLIM_DT_U8, SLIM_DT_BOOL, SLIM_DT_F64 };
+       SLIM_DT_U8, SLIM_DT_BOOL, SLIM_DT_F64,
+       SLIM_DT_OTHER };  /* a tensor slim does not read, of a dtype it has no use for */
 size_t slim_dtype_size(int dt);
 const char *slim_dtype_name(int dt);
 float slim_f16_to_f32(uint16_t h);
@@ -101,6 +102,7 @@ float slim_float_at(int dt, const void *base, size_t i);
 #define SLIM_MAXDIM 4
 typedef struct slim_tensor {
     char name[64];
+    char dtname[12];           /* the file's spelling of the dtype ("I8", "F8_E4M3", ...) */
     int dtype;                 /* SLIM_DT_* */
     int ndim;
     uint64_t shape[SLIM_MAXDIM];
@@ -109,16 +111,21 @@ typedef struct slim_tensor {
     uint64_t offset;           /* byte offset of data in its file */
 } slim_tensor;
 
-#define SLIM_MAXTENSORS 16
+/* A safetensors file may hold up to SLIM_MAXTENSORS tensors (a transformers
+ * dump with every layer's hidden states and attentions has a few hundred;
+ * slim reads the ones it knows and ignores the rest); one input may be up
+ * to SLIM_MAXMAPS .npy files. */
+#define SLIM_MAXTENSORS 1024
+#define SLIM_MAXMAPS 16
 typedef struct slim_tensors {
     int n;
     slim_tensor t[SLIM_MAXTENSORS];
     /* mappings owned (one for safetensors, one per file for npy), each
      * with its file kept open: dense rows are read with pread (source.c) */
     int nmaps;
-    void *map[SLIM_MAXTENSORS];
-    size_t maplen[SLIM_MAXTENSORS];
-    int fd[SLIM_MAXTENSORS];
+    void *map[SLIM_MAXMAPS];
+    size_t maplen[SLIM_MAXMAPS];
+    int fd[SLIM_MAXMAPS];
 } slim_tensors;
 
 /* Parse a safetensors image buf[len] (any tensors; unknown names kept). */
@@ -133,6 +140,9 @@ int slim_tensors_open_safetensors(const char *path, slim_tensors *out, char *err
 int slim_tensors_add_npy(const char *path, slim_tensors *out, char *err, size_t cap);
 void slim_tensors_release(slim_tensors *ts);
 const slim_tensor *slim_tensors_find(const slim_tensors *ts, const char *name);
+/* Whether a tensor (or .npy array) name of n bytes is one slim reads: input_ids,
+ * logits, topk_ids, topk_logprobs, topk_logits, lengths, attention_mask. */
+int slim_tensor_read_name(const char *name, size_t n);
 
 /* --------------------------------------------------------------- sequences */
 

@@ -716,7 +716,7 @@ static int input_id(ictx *c, const char *const *files, int nf, const struct stat
         snprintf(hash, SLIM_FILE_HASH_CAP, "directory");
         return 0;
     }
-    char all[SLIM_MAXTENSORS * SLIM_FILE_HASH_CAP] = "", h[SLIM_FILE_HASH_CAP];
+    char all[SLIM_MAXMAPS * SLIM_FILE_HASH_CAP] = "", h[SLIM_FILE_HASH_CAP];
     size_t n = 0;
     path[0] = 0;
     for (int i = 0; i < nf; i++) {
@@ -1195,7 +1195,7 @@ int slim_ingest_files(slim_store *st, const slim_ingest_opts *o, const char *con
         struct stat sb;
         if (fmt == SLIM_FMT_AUTO && (rc = slim_detect_format(files[i], &fmt, err, cap))) break;
         if (fmt == SLIM_FMT_NPY && stat(files[i], &sb) == 0 && S_ISREG(sb.st_mode))
-            while (i + nf < n && nf < SLIM_MAXTENSORS && stat(files[i + nf], &sb) == 0
+            while (i + nf < n && nf < SLIM_MAXMAPS && stat(files[i + nf], &sb) == 0
                    && S_ISREG(sb.st_mode) && (o->format == SLIM_FMT_NPY
                    || (slim_detect_format(files[i + nf], &f2, err, cap) == 0 && f2 == SLIM_FMT_NPY)))
                 nf++;

@@ -281,11 +281,13 @@ int main(int argc, char **argv)
     }
     if (rc) {
         fprintf(stderr, "slim-ingest: %s\n", err);
-        fprintf(stderr, "slim-ingest: committed %lld new sequences before the %s; "
-                "re-running continues without duplicates\n", (long long)s.committed_added,
-                rc == SLIM_EINTR ? "interrupt" : "error");
+        /* a file refused before anything was committed gets its one line */
+        if (s.committed_added || rc == SLIM_EINTR)
+            fprintf(stderr, "slim-ingest: committed %lld new sequences before the %s; "
+                    "re-running continues without duplicates\n", (long long)s.committed_added,
+                    rc == SLIM_EINTR ? "interrupt" : "error");
     }
-    print_summary(&o, &s, json);
+    if (!rc || json || s.added || s.skipped) print_summary(&o, &s, json);
     if (getenv("SLIM_INGEST_TIMING"))
         fprintf(stderr, "slim-ingest: seconds: parse %.3f sparsify %.3f write %.3f commit %.3f\n",
                 s.t_parse, s.t_sparsify, s.t_write, s.t_commit);

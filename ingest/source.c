@@ -99,13 +99,31 @@ static int map_of(const slim_tensors *ts, const void *p)
     return -1;
 }
 
+/* "; the file has 'a' F32 [2,3], 'b' I64 [2]": what a file holds, for a
+ * message about what it lacks (a transformers dump with other names). */
+static void found_str(const slim_tensors *ts, char *buf, size_t cap)
+{
+    size_t n = (size_t)snprintf(buf, cap, ts->n ? "; the file has" : "; the file has no tensors");
+    for (int i = 0; i < ts->n && n < cap; i++) {
+        char sh[64];
+        if (i == 6) { snprintf(buf + n, cap - n, " and %d more", ts->n - i); break; }
+        shape_str(&ts->t[i], sh, sizeof sh);
+        n += (size_t)snprintf(buf + n, cap - n, "%s '%s' %s %s", i ? "," : "", ts->t[i].name,
+                              ts->t[i].dtname[0] ? ts->t[i].dtname : slim_dtype_name(ts->t[i].dtype), sh);
+    }
+}
+
 /* Check the tensors a file gives and how they fit together. */
 static int layout(slim_src *s, char *err, size_t cap)
 {
     slim_tensors *ts = &s->ts;
-    char a[64], b[64];
+    char a[64], b[64], has[512];
     s->ids = slim_tensors_find(ts, "input_ids");
-    if (!s->ids) { snprintf(err, cap, "'%s': no 'input_ids' tensor", s->path); return SLIM_EINVAL; }
+    if (!s->ids) {
+        found_str(ts, has, sizeof has);
+        snprintf(err, cap, "'%s': no 'input_ids' tensor%s", s->path, has);
+        return SLIM_EINVAL;
+    }
     if (!is_int(s->ids->dtype) || s->ids->ndim < 1 || s->ids->ndim > 2) {
         shape_str(s->ids, a, sizeof a);
         snprintf(err, cap, "'%s': byte %llu: 'input_ids' must be I32/I64 [N,T] or [T] (is %s %s)",
@@ -121,8 +139,9 @@ static int layout(slim_src *s, char *err, size_t cap)
     if (!s->tk_vals) { s->tk_vals = slim_tensors_find(ts, "topk_logits"); s->is_logprob = 0; }
     const slim_tensor *v = s->logits ? s->logits : s->tk_vals;
     if (!v || (!s->logits && !s->tk_ids)) {
+        found_str(ts, has, sizeof has);
         snprintf(err, cap, "'%s': no 'logits' or 'topk_ids' + 'topk_logprobs'/'topk_logits' "
-                 "tensors", s->path);
+                 "tensors%s", s->path, has);
         return SLIM_EINVAL;
     }
     if (!is_float(v->dtype) || !same_lead(v, s->ids)
@@ -284,6 +303,7 @@ int slim_src_open(slim_src *s, const char *path, int fmt, char *err, size_t cap)
             while (!rc && d && (de = readdir(d))) {
                 size_t n = strlen(de->d_name);
                 if (n < 5 || strcmp(de->d_name + n - 4, ".npy")) continue;
+                if (!slim_tensor_read_name(de->d_name, n - 4)) continue;  /* other arrays: ignored */
                 char p[4096];
                 snprintf(p, sizeof p, "%s/%s", path, de->d_name);
                 if ((rc = slim_tensors_add_npy(p, &s->ts, msg, sizeof msg)))

@@ -110,6 +110,23 @@ float slim_float_at(int dt, const void *base, size_t i)
 
 /* ------------------------------------------------------------ safetensors */
 
+/* Bytes per element of any safetensors dtype, 0 if unknown. */
+static size_t st_size(const char *s)
+{
+    static const struct { const char *n; size_t b; } m[] = {
+        { "BOOL", 1 }, { "U8", 1 }, { "I8", 1 }, { "F8_E5M2", 1 }, { "F8_E4M3", 1 },
+        { "F8_E8M0", 1 }, { "I16", 2 }, { "U16", 2 }, { "F16", 2 }, { "BF16", 2 },
+        { "I32", 4 }, { "U32", 4 }, { "F32", 4 }, { "I64", 8 }, { "U64", 8 }, { "F64", 8 },
+    };
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        if (!strcmp(s, m[i].n)) return m[i].b;
+    return 0;
+}
+
+/* One header entry.  A tensor slim reads must have a dtype and rank it
+ * knows; any other is only checked to lie inside the data, at its shape's
+ * size when its dtype's size is known (SLIM_DT_OTHER, shape kept up to
+ * SLIM_MAXDIM dimensions). */
 static int tensor_from_json(const char *name, json_t *v, const uint8_t *data, uint64_t dlen,
                             uint64_t base, slim_tensor *t, char *err, size_t cap)
 {
@@ -120,32 +137,39 @@ static int tensor_from_json(const char *name, json_t *v, const uint8_t *data, ui
         snprintf(err, cap, "byte 8: tensor '%s': needs dtype, shape and data_offsets", name);
         return SLIM_EINVAL;
     }
+    int reads = slim_tensor_read_name(name, strlen(name));
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
+    snprintf(t->dtname, sizeof t->dtname, "%s", json_string_value(dt));
     t->dtype = dtype_from_st(json_string_value(dt));
+    size_t esize = t->dtype ? slim_dtype_size(t->dtype) : st_size(json_string_value(dt));
     if (!t->dtype) {
-        snprintf(err, cap, "byte 8: tensor '%s': unknown dtype '%s'", name, json_string_value(dt));
+        if (reads) {
+            snprintf(err, cap, "byte 8: tensor '%s': unknown dtype '%s'", name, json_string_value(dt));
+            return SLIM_EINVAL;
+        }
+        t->dtype = SLIM_DT_OTHER;
+    }
+    size_t nd = json_array_size(sh);
+    if (nd > SLIM_MAXDIM && reads) {
+        snprintf(err, cap, "byte 8: tensor '%s': %zu dimensions (at most %d)", name, nd, SLIM_MAXDIM);
         return SLIM_EINVAL;
     }
-    if (json_array_size(sh) > SLIM_MAXDIM) {
-        snprintf(err, cap, "byte 8: tensor '%s': %zu dimensions (at most %d)", name,
-                 json_array_size(sh), SLIM_MAXDIM);
-        return SLIM_EINVAL;
-    }
-    t->ndim = (int)json_array_size(sh);
+    t->ndim = (int)(nd < SLIM_MAXDIM ? nd : SLIM_MAXDIM);
     uint64_t count = 1;
-    for (int d = 0; d < t->ndim; d++) {
-        json_t *e = json_array_get(sh, (size_t)d);
+    for (size_t d = 0; d < nd; d++) {
+        json_t *e = json_array_get(sh, d);
         if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > (1LL << 40)) {
             snprintf(err, cap, "byte 8: tensor '%s': bad shape", name);
             return SLIM_EINVAL;
         }
-        t->shape[d] = (uint64_t)json_integer_value(e);
-        if (t->shape[d] && count > UINT64_MAX / 16 / t->shape[d]) {
+        uint64_t x = (uint64_t)json_integer_value(e);
+        if (d < SLIM_MAXDIM) t->shape[d] = x;
+        if (x && count > UINT64_MAX / 16 / x) {
             snprintf(err, cap, "byte 8: tensor '%s': shape too large", name);
             return SLIM_EINVAL;
         }
-        count *= t->shape[d];
+        count *= x;
     }
     json_t *a = json_array_get(off, 0), *b = json_array_get(off, 1);
     if (!json_is_integer(a) || !json_is_integer(b) || json_integer_value(a) < 0
@@ -156,11 +180,10 @@ static int tensor_from_json(const char *name, json_t *v, const uint8_t *data, ui
         return SLIM_EINVAL;
     }
     uint64_t s = (uint64_t)json_integer_value(a), e2 = (uint64_t)json_integer_value(b);
-    if (e2 - s != count * slim_dtype_size(t->dtype)) {
+    if (esize && e2 - s != count * esize) {
         snprintf(err, cap, "byte %llu: tensor '%s': %llu bytes of data for a shape of %llu %s "
                  "elements", (unsigned long long)(base + s), name,
-                 (unsigned long long)(e2 - s), (unsigned long long)count,
-                 slim_dtype_name(t->dtype));
+                 (unsigned long long)(e2 - s), (unsigned long long)count, t->dtname);
         return SLIM_EINVAL;
     }
     t->data = data + s;
@@ -372,8 +395,8 @@ int slim_tensors_open_safetensors(const char *path, slim_tensors *out, char *err
 
 int slim_tensors_add_npy(const char *path, slim_tensors *out, char *err, size_t cap)
 {
-    if (out->n == SLIM_MAXTENSORS || out->nmaps == SLIM_MAXTENSORS) {
-        snprintf(err, cap, "too many arrays");
+    if (out->n == SLIM_MAXTENSORS || out->nmaps == SLIM_MAXMAPS) {
+        snprintf(err, cap, "more than %d .npy arrays in one input", SLIM_MAXMAPS);
         return SLIM_EINVAL;
     }
     const char *base = strrchr(path, '/');
@@ -403,6 +426,15 @@ void slim_tensors_release(slim_tensors *ts)
     }
     ts->nmaps = 0;
     ts->n = 0;
+}
+
+int slim_tensor_read_name(const char *name, size_t n)
+{
+    static const char *const known[] = { "input_ids", "logits", "topk_ids", "topk_logprobs",
+                                         "topk_logits", "lengths", "attention_mask" };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strlen(known[i]) == n && !memcmp(known[i], name, n)) return 1;
+    return 0;
 }
 
 const slim_tensor *slim_tensors_find(const slim_tensors *ts, const char *name)

@@ -184,6 +184,40 @@ static void test_safetensors(void)
         "{\"input_ids\":{\"dtype\":\"Q4\",\"shape\":[2,3],\"data_offsets\":[0,24]}}", 24, "unknown dtype 'Q4'");
     expect_st("st_size_mismatch",
         "{\"input_ids\":{\"dtype\":\"I64\",\"shape\":[2,3],\"data_offsets\":[0,24]}}", 24, "bytes of data");
+    /* tensors slim does not read: any dtype and rank, checked only to lie
+     * inside the data (at their shape's size when the dtype is known) */
+    expect_st("st_other_tensors_any_dtype",
+        "{\"input_ids\":{\"dtype\":\"I32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+        "\"q\":{\"dtype\":\"F8_E4M3\",\"shape\":[1,2,1,2,2],\"data_offsets\":[24,32]},"
+        "\"r\":{\"dtype\":\"Q4_K\",\"shape\":[7],\"data_offsets\":[32,35]}}", 35, NULL);
+    expect_st("st_other_tensor_size_mismatch",
+        "{\"input_ids\":{\"dtype\":\"I32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+        "\"pos\":{\"dtype\":\"I16\",\"shape\":[2,3],\"data_offsets\":[24,30]}}", 30,
+        "tensor 'pos': 6 bytes of data for a shape of 6 I16 elements");
+    expect_st("st_other_tensor_overlap",
+        "{\"input_ids\":{\"dtype\":\"I32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+        "\"pos\":{\"dtype\":\"Q4_K\",\"shape\":[9],\"data_offsets\":[20,30]}}", 30, "overlap");
+    expect_st("st_read_tensor_five_dims",
+        "{\"logits\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
+        "tensor 'logits': 5 dimensions (at most 4)");
+    {
+        TAP_BEGIN("st_many_tensors");
+        char hdr[40000];
+        size_t h = (size_t)snprintf(hdr, sizeof hdr, "{");
+        for (int i = 0; i < 300; i++)
+            h += (size_t)snprintf(hdr + h, sizeof hdr - h, "\"layer.%d\":{\"dtype\":\"BF16\",\"shape\":[2],"
+                                  "\"data_offsets\":[%d,%d]},", i, 4 * i, 4 * i + 4);
+        snprintf(hdr + h, sizeof hdr - h, "\"input_ids\":{\"dtype\":\"I64\",\"shape\":[1],"
+                 "\"data_offsets\":[1200,1208]}}");
+        size_t len;
+        uint8_t *b = st_image(hdr, 1208, &len);
+        slim_tensors ts = { 0 };
+        char err[300] = "";
+        CHECK(slim_safetensors_parse(b, len, &ts, err, sizeof err) == 0 && ts.n == 301
+              && slim_tensors_find(&ts, "input_ids"), "rc err '%s' n %d", err, ts.n);
+        free(b);
+        TAP_END();
+    }
     expect_st("st_bad_json", "{\"input_ids\":", 0, "invalid JSON");
     TAP_BEGIN("st_length_past_eof");
     uint8_t b[16] = { 0xff, 0xff, 0, 0, 0, 0, 0, 0, '{', '}' };
@@ -478,6 +512,7 @@ static int gen(int argc, char **argv)
         .pad = (int)KVI("pad", "0"), .prefix = KVI("prefix", "0"),
         .nan_seq = (int)strtol(kv(argc, argv, "nan_seq", "-1"), NULL, 10),
         .nan_pos = (int)KVI("nan_pos", "0"), .flat = (int)KVI("flat", "0"),
+        .extra = (int)KVI("extra", "0"),
     };
     if (!strcmp(what, "dense")) return fx_dense_write(out, &d, NULL, NULL, NULL) ? 1 : 0;
     if (!strcmp(what, "npy")) {

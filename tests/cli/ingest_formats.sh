@@ -24,6 +24,28 @@ expect npy_dir 0 slim-ingest --store "$S" --dataset n --teacher tN --sparsify to
 expect_out npy_summary '"added":2,.*"positions":12,"entries":60'
 expect npy_rerun 0 slim-ingest --store "$S" --dataset n --teacher tN --sparsify topfrac:0.1 --json npy
 expect_out npy_rerun_out '"added":0,"skipped":2'
+# other arrays in a directory are ignored, even of a dtype slim does not read (<i2)
+cp -r npy npyx
+h="{'descr': '<i2', 'fortran_order': False, 'shape': (3,), }"
+pad=$(( 64 - (10 + ${#h} + 1) % 64 ))
+{ printf '\223NUMPY\001\000'; printf "\\$(printf %03o $(( ${#h} + pad + 1 )))\\000"
+  printf '%s%*s\n' "$h" $pad ''; printf 'abcdef'; } > npyx/position_ids.npy
+expect npy_dir_other_arrays 0 slim-ingest --store "$T/nx" --dataset n --sparsify topfrac:0.1 --json npyx
+expect_out npy_dir_other_arrays_out '"added":2,.*"positions":12,"entries":60'
+expect npy_file_i2_named 1 slim-ingest --store "$T/nx" --dataset n2 --sparsify topfrac:0.1 npyx/position_ids.npy
+expect_err npy_file_i2_msg "'npyx/position_ids.npy': byte 10: unknown or missing dtype '<i2'"
+# a transformers dump with many other tensors (40 hidden-state tensors first): only its own are read
+"$G" gen dense hidden.st n=2 t=5 v=50 seed=2 extra=40
+expect many_tensors 0 slim-ingest --store "$T/nh" --dataset h --sparsify topk:4 --json hidden.st
+expect_out many_tensors_out '"added":2,.*"positions":10,"entries":40'
+# a file without the tensors slim reads says what it has (here generate()'s names), in one line
+h='{"sequences":{"dtype":"I64","shape":[1,1],"data_offsets":[0,8]},"scores":{"dtype":"F32","shape":[1,1,2],"data_offsets":[8,16]}}'
+pad=$(( (8 - ${#h} % 8) % 8 ))
+{ printf "\\$(printf %03o $(( ${#h} + pad )))\\000\\000\\000\\000\\000\\000\\000"; printf '%s%*s' "$h" $pad ''
+  printf '\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000'; } > gen.safetensors
+expect names_missing 1 slim-ingest --store "$T/nh" --dataset h2 gen.safetensors
+expect_err names_missing_msg "^slim-ingest: 'gen.safetensors': no 'input_ids' tensor; the file has 'sequences' I64 \[1,1\], 'scores' F32 \[1,1,2\]$"
+check names_missing_one_line test "$(wc -l < "$_last_err")" -eq 1
 # the arrays named one after another on the command line are one input
 expect npy_files 0 slim-ingest --store "$T/n2" --dataset n --sparsify topfrac:0.1 --json npy/logits.npy npy/input_ids.npy
 expect_out npy_files_out '"added":2,.*"positions":12,"entries":60'

@@ -181,18 +181,27 @@ int fx_dense_write(const char *path, const fx_dense *d, uint32_t *tokens, float 
             }
         }
     }
-    fx_tensor ts[3] = {
-        { "input_ids", d->ids_dtype, 2, { N, T }, ids },
-        { "logits", d->logits_dtype, 3, { N, T, V }, lg },
-    };
-    if (d->flat && N == 1) {
-        ts[0] = (fx_tensor){ "input_ids", d->ids_dtype, 1, { T }, ids };
-        ts[1] = (fx_tensor){ "logits", d->logits_dtype, 2, { T, V }, lg };
+    enum { MAXEXTRA = 64 };
+    fx_tensor ts[3 + MAXEXTRA];
+    static char names[MAXEXTRA][32];
+    int ne = d->extra < MAXEXTRA ? d->extra : MAXEXTRA, nt = 0;
+    float *hid = ne ? calloc(N * T * 4, sizeof *hid) : NULL;
+    if (ne && !hid) { rc = -1; goto gone; }
+    for (int e = 0; e < ne; e++) {
+        snprintf(names[e], sizeof names[e], "hidden_states.%d", e);
+        ts[nt++] = (fx_tensor){ names[e], "F32", 3, { N, T, 4 }, hid };
     }
-    int nt = 2;
+    ts[nt++] = (fx_tensor){ "input_ids", d->ids_dtype, 2, { N, T }, ids };
+    ts[nt++] = (fx_tensor){ "logits", d->logits_dtype, 3, { N, T, V }, lg };
+    if (d->flat && N == 1) {
+        ts[nt - 2] = (fx_tensor){ "input_ids", d->ids_dtype, 1, { T }, ids };
+        ts[nt - 1] = (fx_tensor){ "logits", d->logits_dtype, 2, { T, V }, lg };
+    }
     if (d->pad == 1) ts[nt++] = (fx_tensor){ "lengths", "I64", 1, { N }, lens };
     if (d->pad >= 2) ts[nt++] = (fx_tensor){ "attention_mask", "U8", 2, { N, T }, mask };
     rc = fx_write_safetensors(path, ts, nt);
+    free(hid);
+gone:
     synth_free(&g);
 out:
     free(lg); free(ids); free(lens); free(mask); free(row); free(pre);

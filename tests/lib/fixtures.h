@@ -51,6 +51,8 @@ typedef struct fx_dense {
     uint32_t prefix;
     int nan_seq, nan_pos;
     int flat;                  /* N must be 1: input_ids [T], logits [T,V] */
+    int extra;                 /* this many other tensors first ("hidden_states.I" F32
+                                  [N,T,4], as a transformers dump has; at most 64) */
 } fx_dense;
 
 /* Writes the file.  When not NULL: tokens[N*T] (row n starts at n*T, the real
