@@ -149,8 +149,13 @@ static int layout(slim_src *s, char *err, size_t cap)
                            || s->tk_ids->shape[s->tk_ids->ndim - 1] != v->shape[v->ndim - 1]))) {
         shape_str(s->ids, a, sizeof a);
         shape_str(v, b, sizeof b);
-        snprintf(err, cap, "'%s': byte %llu: shape mismatch: input_ids %s but '%s' %s %s",
-                 s->path, (unsigned long long)v->offset, a, v->name, slim_dtype_name(v->dtype), b);
+        /* fewer positions than tokens: likely generate()'s logits of the new tokens alone */
+        int fewer = v->ndim == s->ids->ndim + 1 && s->ids->ndim >= 1
+                    && v->shape[s->ids->ndim - 1] < s->ids->shape[s->ids->ndim - 1];
+        snprintf(err, cap, "'%s': byte %llu: shape mismatch: input_ids %s but '%s' %s %s%s",
+                 s->path, (unsigned long long)v->offset, a, v->name, slim_dtype_name(v->dtype), b,
+                 fewer ? " (a position per token is needed: logits of the generated tokens alone "
+                         "leave the prompt's out; score the whole sequences in one forward pass)" : "");
         return SLIM_EINVAL;
     }
     s->dense = s->logits != NULL;

@@ -21,6 +21,13 @@ expect dtype_exit 1 ing --dataset d --sparsify topk:4 bad_dtype.st
 expect_err dtype_msg "'bad_dtype.st': byte 8: tensor 'logits': unknown dtype 'F8_E4M3'"
 expect shape_exit 1 ing --dataset d --sparsify topk:4 bad_shape.st
 expect_err shape_msg "'bad_shape.st': byte [0-9]+: shape mismatch: input_ids \[1,2\] but 'logits' F32 \[1,3,4\]"
+# logits for fewer positions than tokens (generate()'s new tokens alone): the message says why
+h='{"input_ids":{"dtype":"I64","shape":[1,3],"data_offsets":[0,24]},"logits":{"dtype":"F32","shape":[1,2,2],"data_offsets":[24,40]}}'
+pad=$(( (8 - ${#h} % 8) % 8 ))
+{ printf "\\$(printf %03o $(( ${#h} + pad )))\\000\\000\\000\\000\\000\\000\\000"; printf '%s%*s' "$h" $pad ''
+  head -c 40 /dev/zero; } > gen_only.st
+expect gen_only_exit 1 ing --dataset d gen_only.st
+expect_err gen_only_msg "shape mismatch: input_ids \[1,3\] but 'logits' F32 \[1,2,2\] \(a position per token is needed: logits of the generated tokens alone leave the prompt's out"
 
 "$G" gen dense nan.st n=4 t=6 v=64 seed=2 nan_seq=2 nan_pos=3
 expect nan_exit 1 ing --dataset d --sparsify topk:4 nan.st
