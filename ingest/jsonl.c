@@ -566,13 +566,32 @@ int slim_jsonl_parse_line(const char *line, size_t len, const slim_jsonl_opts *o
     return slim_jsonl_parse_tree(line, len, o, b, err, cap);
 }
 
+/* Whether a line holds a bare NaN, Infinity or -Infinity outside strings:
+ * what Python's json.dumps writes for such floats, which JSON does not allow. */
+static int py_nonfinite(const char *s, size_t n)
+{
+    int in = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (in) {
+            if (s[i] == '\\') i++;
+            else if (s[i] == '"') in = 0;
+        } else if (s[i] == '"') in = 1;
+        else if ((n - i >= 3 && !memcmp(s + i, "NaN", 3)) || (n - i >= 8 && !memcmp(s + i, "Infinity", 8)))
+            return 1;
+    }
+    return 0;
+}
+
 int slim_jsonl_parse_tree(const char *line, size_t len, const slim_jsonl_opts *o,
                           slim_batch *b, char *err, size_t cap)
 {
     json_error_t je;
     json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
-        snprintf(err, cap, "invalid JSON at column %d: %s", je.column, je.text);
+        int py = py_nonfinite(line, len);
+        snprintf(err, cap, "invalid JSON at column %d: %s%s", je.column, je.text,
+                 py ? " (Python's json.dumps writes -Infinity/NaN, which JSON does not allow: drop "
+                      "those entries, or dump with allow_nan=False to find them)" : "");
         return SLIM_EINVAL;
     }
     slim_batch save = *b;  /* counters to roll back to on error */

@@ -101,6 +101,13 @@ expect_err id_ge_v_msg "'big.jsonl': line 1: position 0: token id 70 >= vocab si
 printf '{"tokens":[1,2]}\n' > missing.jsonl
 expect missing_exit 1 ing --dataset j --vocab-size 64 missing.jsonl
 expect_err missing_msg "'missing.jsonl': line 1: missing field 'top'"
+# Python's json.dumps of a -inf log-prob: refused, with the reason (a quoted "NaN" is no reason)
+printf '{"tokens":[1,2],"top":[[[2,-0.5],[3,-Infinity]]]}\n' > pyinf.jsonl
+expect pyinf_exit 1 ing --dataset j --vocab-size 64 pyinf.jsonl
+expect_err pyinf_msg "'pyinf.jsonl': line 1: invalid JSON at column 37: .* \(Python's json.dumps writes -Infinity/NaN, which JSON does not allow"
+printf '{"id":"NaN","tokens":[1,2],"top":[[[2,-0.5]]}\n' > pystr.jsonl
+expect pystr_exit 1 ing --dataset j --vocab-size 64 pystr.jsonl
+check pystr_no_hint sh -c "! grep -q Python '$_last_err'"
 # a server response without any log-probs (they were not requested): refused, nothing stored
 printf '{"choices":[{"prompt_token_ids":[1,2],"logprobs":null}]}\n' > nolp.jsonl
 expect nologprobs_exit 1 ing --dataset j2 --vocab-size 64 nolp.jsonl
