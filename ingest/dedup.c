@@ -133,7 +133,7 @@ int slim_dedup(slim_store *st, const char *dataset, int across, int dry_run,
     out->duplicates = (int64_t)out->ndups;
     slim_read_end(c.r);
     c.r = NULL;
-    if (dry_run || !out->ndups) goto done;
+    if (!out->ndups) goto done;
     slim_writer *w;
     if ((rc = slim_write_begin(st, &w))) {
         snprintf(err, cap, "cannot start writing: %s", slim_errmsg(st));
@@ -145,7 +145,11 @@ int slim_dedup(slim_store *st, const char *dataset, int across, int dry_run,
         if (rc) snprintf(err, cap, "cannot remove sequence %lld: %s", (long long)d->seq, slim_errmsg(st));
         out->bytes_freed += d->bytes_freed;
     }
-    if (rc) { slim_write_abort(w); out->bytes_freed = 0; goto done; }
+    if (rc || dry_run) {  /* a dry run keeps the count of what would be freed */
+        slim_write_abort(w);
+        if (rc) out->bytes_freed = 0;
+        goto done;
+    }
     if ((rc = slim_write_commit(w))) {
         snprintf(err, cap, "commit failed: %s", slim_errmsg(st));
         out->bytes_freed = 0;

@@ -287,7 +287,7 @@ typedef struct slim_dedup_result {
     int64_t scanned;               /* live sequences looked at */
     int64_t duplicates;            /* copies found in the dataset */
     int64_t removed;               /* removed from the live view (0 on dry run) */
-    int64_t bytes_freed;
+    int64_t bytes_freed;           /* LMDB bytes the removal freed, or (dry run) would free */
     slim_dup *dups; size_t ndups;  /* malloc'd; free with free() */
 } slim_dedup_result;
 
@@ -295,7 +295,9 @@ typedef struct slim_dedup_result {
  * Find sequences of `dataset` whose tokens equal an earlier live sequence's
  * (earlier = lower (dataset id, seq); with `across`, every dataset of the
  * same teacher is scanned, otherwise only this one) and, unless dry_run,
- * remove them from the live view in one transaction.
+ * remove them from the live view in one transaction.  A dry run removes them
+ * in a transaction it aborts, to measure the bytes (so it waits for a writer
+ * at work, as a real run does).
  */
 int slim_dedup(slim_store *st, const char *dataset, int across, int dry_run,
                slim_dedup_result *out, char *err, size_t cap);

@@ -11,6 +11,27 @@
 #include "slim_tool.h"
 #include "ingest.h"
 
+/* A dataset's name by id (the first copies' datasets in the report; the
+ * last one is kept, as runs of copies mostly come from one dataset). */
+static const char *ds_name(slim_store *st, int64_t id)
+{
+    static char name[256] = "?";
+    static int64_t have = -1;
+    if (id == have) return name;
+    slim_dataset_info d;
+    int n = 0;
+    snprintf(name, sizeof name, "?");
+    have = -1;
+    if (slim_dataset_count(st, &n) == 0)
+        for (int i = 0; i < n; i++)
+            if (slim_dataset_at(st, i, &d) == 0 && d.id == id) {
+                snprintf(name, sizeof name, "%s", d.name ? d.name : "?");
+                have = id;
+                break;
+            }
+    return name;
+}
+
 static const char usage_text[] =
     "usage: slim-dedup --dataset D [--across] [--dry-run] [--json] [--store DIR]\n"
     "\n"
@@ -59,14 +80,14 @@ int main(int argc, char **argv)
     }
     slim_dedup_result r;
     rc = slim_dedup(st, dataset, across, dry, &r, err, sizeof err);
-    slim_store_close(st);
-    if (rc) { free(r.dups); slim_die(1, "%s", err); }
+    if (rc) { free(r.dups); slim_store_close(st); slim_die(1, "%s", err); }
     if (json) {
-        json_t *j = json_pack("{s:s, s:b, s:b, s:I, s:I, s:I, s:I}", "dataset", dataset,
+        json_t *j = json_pack("{s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I}", "dataset", dataset,
                               "across", across, "dry_run", dry, "scanned", (json_int_t)r.scanned,
                               "duplicates", (json_int_t)r.duplicates,
                               "removed", (json_int_t)r.removed,
-                              "bytes_reclaimed", (json_int_t)r.bytes_freed);
+                              "bytes_reclaimed", (json_int_t)(dry ? 0 : r.bytes_freed),
+                              "bytes_reclaimable", (json_int_t)r.bytes_freed);
         char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
         if (!t) slim_die(1, "out of memory");
         puts(t);
@@ -74,14 +95,15 @@ int main(int argc, char **argv)
         json_decref(j);
     } else {
         for (size_t i = 0; i < r.ndups; i++)
-            printf("sequence %lld duplicates dataset %lld sequence %lld\n",
-                   (long long)r.dups[i].seq, (long long)r.dups[i].of_dataset,
-                   (long long)r.dups[i].of_seq);
+            printf("sequence %lld duplicates '%s' sequence %lld\n", (long long)r.dups[i].seq,
+                   ds_name(st, r.dups[i].of_dataset), (long long)r.dups[i].of_seq);
         printf("dataset '%s': %lld sequences scanned, %lld duplicates, %lld removed%s, "
-               "%lld bytes reclaimed\n", dataset, (long long)r.scanned, (long long)r.duplicates,
-               (long long)r.removed, dry ? " (dry run)" : "", (long long)r.bytes_freed);
+               "%lld bytes %s\n", dataset, (long long)r.scanned, (long long)r.duplicates,
+               (long long)r.removed, dry ? " (dry run)" : "", (long long)r.bytes_freed,
+               dry ? "would be reclaimed" : "reclaimed");
     }
     free(r.dups);
+    slim_store_close(st);
     if (fflush(stdout) || ferror(stdout) || fclose(stdout)) slim_die(1, "cannot write to stdout");
     return 0;
 }

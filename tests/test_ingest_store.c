@@ -217,8 +217,13 @@ static void test_prefix_and_dedup(void)
     free(r.dups);
     CHECK(slim_dedup(a, "e", 1, 1, &r, err, sizeof err) == 0 && r.duplicates == 12 && r.removed == 0,
           "dry run across: %lld duplicates, %lld removed", (long long)r.duplicates, (long long)r.removed);
+    int64_t would = r.bytes_freed;
     free(r.dups);
+    slim_dataset_info de;
+    CHECK(slim_dataset_get(a, "e", &de) == 0 && de.sequences == 12, "the dry run removed sequences");
     CHECK(slim_dedup(a, "e", 1, 0, &r, err, sizeof err) == 0 && r.removed == 12, "%s", err);
+    CHECK(would > 0 && r.bytes_freed == would, "dry run said %lld bytes, the run freed %lld",
+          (long long)would, (long long)r.bytes_freed);
     free(r.dups);
     slim_dataset_info di;
     CHECK(slim_dataset_get(a, "e", &di) == 0 && di.sequences == 0, "e still has %lld", (long long)di.sequences);

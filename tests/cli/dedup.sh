@@ -16,10 +16,15 @@ expect ingest_e 0 slim-ingest --store "$S" --dataset e --teacher T --sparsify to
 expect inside_none 0 slim-dedup --store "$S" --dataset e --json
 expect_out inside_none_out '"scanned":6,"duplicates":0,"removed":0'
 expect dry 0 slim-dedup --store "$S" --dataset e --across --dry-run --json
-expect_out dry_out '"dry_run":true,"scanned":6,"duplicates":6,"removed":0,"bytes_reclaimed":0'
+expect_out dry_out '"dry_run":true,"scanned":6,"duplicates":6,"removed":0,"bytes_reclaimed":0,"bytes_reclaimable":[1-9]'
+would=$(sed -n 's/.*"bytes_reclaimable":\([0-9]*\).*/\1/p' "$_last_out")
+expect dry_text 0 slim-dedup --store "$S" --dataset e --across --dry-run
+expect_out dry_text_summary "dataset 'e': 6 sequences scanned, 6 duplicates, 0 removed \(dry run\), $would bytes would be reclaimed"
+expect dry_changed_nothing 0 slim-dedup --store "$S" --dataset e --across --dry-run --json
+expect_out dry_changed_nothing_out "\"duplicates\":6,\"removed\":0,\"bytes_reclaimed\":0,\"bytes_reclaimable\":$would}"
 expect across 0 slim-dedup --store "$S" --dataset e --across
-expect_out across_lines "^sequence 5 duplicates dataset [0-9]+ sequence 5$"
-expect_out across_summary "dataset 'e': 6 sequences scanned, 6 duplicates, 6 removed, [1-9][0-9]* bytes reclaimed"
+expect_out across_lines "^sequence 5 duplicates 'd' sequence 5$"
+expect_out across_summary "dataset 'e': 6 sequences scanned, 6 duplicates, 6 removed, $would bytes reclaimed$"
 expect again 0 slim-dedup --store "$S" --dataset e --across --json
 expect_out again_out '"scanned":0,"duplicates":0'
 # d keeps its copies: re-ingesting into d skips all six
