@@ -125,7 +125,22 @@ typedef struct ictx {
     slim_ingest_stats txn_before;  /* the counters before the first of them */
     int64_t txn_f_added;
     double commit_end, commit_len;  /* when the last batch commit ended, how long it took */
+    struct pend_input *pend;    /* ingested inputs whose run-record rows are not committed */
+    int npend, pendcap;
 } ictx;
+
+/* An input's row of the run record, written into the next transaction (the
+ * next file's first batch, or the run's end) instead of a commit of its own:
+ * a commit is a few syncs, and with many small input files (a capture job's
+ * shards) two commits a file were most of the run.  in_txn: written into the
+ * open transaction; it leaves the list when that commits, and is written
+ * again if it does not. */
+typedef struct pend_input {
+    char *path;
+    char hash[SLIM_FILE_HASH_CAP];
+    int64_t added, skipped, refused;
+    int in_txn;
+} pend_input;
 
 static double now_s(void)
 {
@@ -150,11 +165,48 @@ static int tx(ictx *c)
     return 0;
 }
 
+/* The open transaction committed (ok) or dropped: its input rows leave
+ * the list, or are pending again. */
+static void pend_settle(ictx *c, int ok)
+{
+    int n = 0;
+    for (int i = 0; i < c->npend; i++) {
+        pend_input *p = &c->pend[i];
+        if (ok && p->in_txn) { free(p->path); continue; }
+        p->in_txn = 0;
+        c->pend[n++] = *p;
+    }
+    c->npend = n;
+}
+
+/* The pending input rows into the open transaction. */
+static int pend_write(ictx *c)
+{
+    for (int i = 0; i < c->npend; i++) {
+        pend_input *p = &c->pend[i];
+        if (p->in_txn) continue;
+        int rc = slim_write_run_input(c->w, c->run, p->path, p->hash, p->added, p->skipped, p->refused);
+        if (rc) return store_fail(c, rc, p->path, "cannot record the input");
+        p->in_txn = 1;
+    }
+    return 0;
+}
+
+/* Abort the open transaction, if any. */
+static void drop_txn(ictx *c)
+{
+    if (!c->w) return;
+    slim_write_abort(c->w);
+    c->w = NULL;
+    pend_settle(c, 0);
+}
+
 static int commit(ictx *c)
 {
     if (!c->w) return 0;
     int rc = slim_write_commit(c->w);
     c->w = NULL;
+    pend_settle(c, rc == 0);
     if (rc) {
         /* the dataset and the run this transaction began are not in the
          * store: nothing may name them */
@@ -634,6 +686,7 @@ static int write_seqs(ictx *c, slim_batch *b, slim_prepared *const *pp, const sl
         if ((rc = ensure_dataset(c, s, c->fileV, c->filekind))) return rc;
         c->file_ready = 1;
     }
+    if ((rc = pend_write(c))) return rc;  /* earlier inputs' rows ride with this batch */
     slim_batch_fix_pointers(b);
     if (nseq > c->wseqcap) {
         int64_t *w = realloc(c->wseq, nseq * sizeof *w);
@@ -681,18 +734,30 @@ static int write_seqs(ictx *c, slim_batch *b, slim_prepared *const *pp, const sl
 
 /* ---------------------------------------------------------------- files */
 
-/* The input's row of the run record; committed at once unless it is the
- * run's last input, whose row goes in one commit with the run's end (a
- * commit is a few syncs: two at the end of every run were ~2 % of a
- * one-shot dense ingest here, and more on a slow disk). */
-static int record_input(ictx *c, const char *path, const char *hash, int last)
+/* The input's row of the run record: pending (see pend_input) until the
+ * next transaction commits: the next file's first batch, or the run's end
+ * (a commit is a few syncs: two at the end of every run were ~2 % of a
+ * one-shot dense ingest here, and two a file most of a run over many
+ * small files). */
+static int record_input(ictx *c, const char *path, const char *hash)
 {
     if (!c->run) return 0;
-    int rc = tx(c);
-    if (!rc && (rc = slim_write_run_input(c->w, c->run, path, hash, c->f_added, c->f_skipped,
-                                          c->f_refused)))
-        return store_fail(c, rc, path, "cannot record the input");
-    return rc || last ? rc : commit(c);
+    if (c->npend == c->pendcap) {
+        int cap = c->pendcap ? 2 * c->pendcap : 16;
+        pend_input *p = realloc(c->pend, (size_t)cap * sizeof *p);
+        if (!p) { snprintf(c->werr, sizeof c->werr, "out of memory"); return SLIM_ENOMEM; }
+        c->pend = p;
+        c->pendcap = cap;
+    }
+    pend_input *p = &c->pend[c->npend];
+    if (!(p->path = strdup(path))) { snprintf(c->werr, sizeof c->werr, "out of memory"); return SLIM_ENOMEM; }
+    snprintf(p->hash, sizeof p->hash, "%s", hash);
+    p->added = c->f_added;
+    p->skipped = c->f_skipped;
+    p->refused = c->f_refused;
+    p->in_txn = 0;
+    c->npend++;
+    return 0;
 }
 
 /* files[0..nf) form one input: one file, or consecutive .npy arrays. */
@@ -1044,7 +1109,7 @@ static void *hash_job(void *arg)
     return NULL;
 }
 
-static int ingest_file(ictx *c, const char *const *files, int nf, int fmt, int last)
+static int ingest_file(ictx *c, const char *const *files, int nf, int fmt)
 {
     char hash[SLIM_FILE_HASH_CAP] = "", ipath[4096];
     const char *path = files[0];
@@ -1140,12 +1205,12 @@ static int ingest_file(ictx *c, const char *const *files, int nf, int fmt, int l
         else if (hj.rc) snprintf(hash, sizeof hash, "unknown");  /* not recorded as a hash */
     }
     progress(c, 0);
-    if (c->w) { slim_write_abort(c->w); c->w = NULL; }
+    drop_txn(c);
     slim_src_close(&s);
     if (c->run) {
         char keep[1024];
         snprintf(keep, sizeof keep, "%s", c->err);
-        int r2 = record_input(c, ipath, hash, last);
+        int r2 = record_input(c, ipath, hash);
         if (!rc && r2) { rc = r2; snprintf(c->err, c->cap, "%s", c->werr); }
         else snprintf(c->err, c->cap, "%s", keep);
     }
@@ -1199,16 +1264,17 @@ int slim_ingest_files(slim_store *st, const slim_ingest_opts *o, const char *con
                    && S_ISREG(sb.st_mode) && (o->format == SLIM_FMT_NPY
                    || (slim_detect_format(files[i + nf], &f2, err, cap) == 0 && f2 == SLIM_FMT_NPY)))
                 nf++;
-        rc = ingest_file(&c, files + i, nf, fmt, i + nf == n);
+        rc = ingest_file(&c, files + i, nf, fmt);
         i += nf;
     }
     if (c.run) {
         int r2 = tx(&c);
         const char *status = rc == SLIM_EINTR ? "interrupted" : rc ? "failed" : "ok";
+        if (!r2) r2 = pend_write(&c);
         if (!r2) r2 = slim_write_run_end(c.w, c.run, status, stats->added, stats->skipped,
                                          stats->refused);
         if (!r2) r2 = commit(&c);
-        else if (c.w) { slim_write_abort(c.w); c.w = NULL; }
+        else drop_txn(&c);
         if (!rc && r2) { rc = r2; snprintf(err, cap, "%s", c.werr); }
     }
     stats->seconds = now_s() - c.t0;
@@ -1221,6 +1287,8 @@ int slim_ingest_files(slim_store *st, const slim_ingest_opts *o, const char *con
     free(c.pr);
     free(c.tacc);
     free(c.wseq);
+    for (int i = 0; i < c.npend; i++) free(c.pend[i].path);
+    free(c.pend);
     slim_tok_free(c.tok);
     return rc;
 }

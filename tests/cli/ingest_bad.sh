@@ -108,6 +108,26 @@ expect_err pyinf_msg "'pyinf.jsonl': line 1: invalid JSON at column 37: .* \(Pyt
 printf '{"id":"NaN","tokens":[1,2],"top":[[[2,-0.5]]}\n' > pystr.jsonl
 expect pystr_exit 1 ing --dataset j --vocab-size 64 pystr.jsonl
 check pystr_no_hint sh -c "! grep -q Python '$_last_err'"
+# several input files, the third bad at its third line: every input has its row in the run record
+# (the rows of finished inputs ride with the next commit), and the counts are what the store holds
+for f in 1 2 3; do
+    : > multi$f.jsonl
+    for i in 1 2 3 4; do
+        if [ $f = 3 ] && [ $i = 3 ]; then echo '{"tokens":[1,2],"top":[[[70,-0.5]]]}' >> multi$f.jsonl
+        else echo "{\"id\":\"m$f-$i\",\"tokens\":[$f,$i,3],\"top\":[[[$i,-0.5]],[[3,-0.1]]]}" >> multi$f.jsonl; fi
+    done
+done
+expect multi_exit 1 slim-ingest --store "$T/multi.store" --dataset m --vocab-size 64 multi1.jsonl multi2.jsonl multi3.jsonl
+expect_err multi_msg "'multi3.jsonl': line 3: position 0: token id 70 >= vocab size 64"
+run sqlite3 "$T/multi.store/meta.sqlite" "SELECT group_concat(path || ':' || added, ' ') FROM ingest_inputs; SELECT status, added FROM ingest_runs; SELECT count(*) FROM sequences"
+expect_out multi_rows "^multi1.jsonl:4 multi2.jsonl:4 multi3.jsonl:2$"
+expect_out multi_run "^failed\|10$"
+expect_out multi_seqs "^10$"
+expect multi_rerun 0 slim-ingest --store "$T/multi.store" --dataset m --vocab-size 64 --json multi1.jsonl multi2.jsonl
+expect_out multi_rerun_out '"added":0,"skipped":8'
+run sqlite3 "$T/multi.store/meta.sqlite" "SELECT count(*) FROM ingest_inputs WHERE run_id = 2"
+expect_out multi_rerun_rows "^2$"
+
 # a server response without any log-probs (they were not requested): refused, nothing stored
 printf '{"choices":[{"prompt_token_ids":[1,2],"logprobs":null}]}\n' > nolp.jsonl
 expect nologprobs_exit 1 ing --dataset j2 --vocab-size 64 nolp.jsonl
