@@ -59,6 +59,7 @@ typedef struct slim_src {
     char **lv; size_t *lvcap; size_t *lvlen; long *lvno; int *lvrc;
     slim_batch *lb;
     char (*lerr)[400];
+    struct lpool *lp;          /*   by these helper threads (source.c), or NULL */
     uint32_t max_k;
     uint64_t done_bytes;
     /* what the input says */

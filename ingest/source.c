@@ -8,6 +8,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
+#include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -438,8 +440,109 @@ static int jsonl_alloc(slim_src *s)
     return s->lv && s->lvcap && s->lvlen && s->lvno && s->lvrc && s->lb && s->lerr ? 0 : SLIM_ENOMEM;
 }
 
+/*
+ * The lines of a chunk are parsed by the main thread and helper threads
+ * (one per worker thread beyond the first).  Not OpenMP: libgomp's idle
+ * threads spin after every parallel region (its default wait policy), and
+ * during an ingest the spinning thread kept a core from the pipeline's
+ * workers — a one-file sparse JSONL ingest ran ~508k positions/s so, ~575k
+ * with OMP_WAIT_POLICY=PASSIVE and ~535k parsing on one thread
+ * (docs/BENCHMARKS.md, session 8).  These helpers sleep between chunks.
+ */
+#define LP_MAXTH 63
+typedef struct lpool {
+    slim_src *s;
+    slim_jsonl_opts o;
+    int n, next;               /* lines in the chunk; the next one to take (atomic) */
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    unsigned gen;              /* chunks handed out */
+    int busy, quit, nth;       /* helpers not done with the chunk; the end; helpers */
+    pthread_t th[LP_MAXTH];
+} lpool;
+
+static void lp_parse(lpool *p)
+{
+    slim_src *s = p->s;
+    for (;;) {
+        int i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
+        if (i >= p->n) return;
+        slim_batch_reset(&s->lb[i]);
+        s->lvrc[i] = slim_jsonl_parse_line(s->lv[i], s->lvlen[i], &p->o, &s->lb[i], s->lerr[i],
+                                           sizeof s->lerr[i]);
+    }
+}
+
+static void *lp_main(void *arg)
+{
+    lpool *p = arg;
+    unsigned seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->gen == seen && !p->quit) pthread_cond_wait(&p->go, &p->mu);
+        if (p->quit) break;
+        seen = p->gen;
+        pthread_mutex_unlock(&p->mu);
+        lp_parse(p);
+        pthread_mutex_lock(&p->mu);
+        if (--p->busy == 0) pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Parse lines 0..n of s into s->lb / s->lvrc / s->lerr. */
+static void lp_chunk(slim_src *s, const slim_jsonl_opts *o, int n)
+{
+    lpool *p = s->lp;
+    if (!p && n > 1 && omp_get_max_threads() > 1 && (p = calloc(1, sizeof *p))) {
+        pthread_mutex_init(&p->mu, NULL);
+        pthread_cond_init(&p->go, NULL);
+        pthread_cond_init(&p->done, NULL);
+        p->s = s;
+        int want = omp_get_max_threads() - 1;
+        while (p->nth < want && p->nth < LP_MAXTH
+               && pthread_create(&p->th[p->nth], NULL, lp_main, p) == 0)
+            p->nth++;
+        s->lp = p;
+    }
+    if (!p || !p->nth || n < 2) {
+        lpool one = { .s = s, .o = *o, .n = n };
+        lp_parse(&one);
+        return;
+    }
+    p->o = *o;
+    p->n = n;
+    p->next = 0;
+    pthread_mutex_lock(&p->mu);
+    p->gen++;
+    p->busy = p->nth;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    lp_parse(p);
+    pthread_mutex_lock(&p->mu);
+    while (p->busy) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void lp_free(lpool *p)
+{
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->nth; i++) pthread_join(p->th[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->go);
+    pthread_cond_destroy(&p->done);
+    free(p);
+}
+
 static void jsonl_free(slim_src *s)
 {
+    lp_free(s->lp);
+    s->lp = NULL;
     for (int i = 0; s->lv && i < PAR_LINES; i++) { free(s->lv[i]); slim_batch_release(&s->lb[i]); }
     free(s->lv); free(s->lvcap); free(s->lvlen); free(s->lvno); free(s->lvrc);
     free(s->lb); free(s->lerr);
@@ -501,12 +604,7 @@ static int jsonl_fill(slim_src *s, uint32_t V, size_t max_pos, slim_batch *b,
             snprintf(err, cap, "'%s': byte 0: empty file", s->path);
             return SLIM_EINVAL;
         }
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int i = 0; i < n; i++) {
-            slim_batch_reset(&s->lb[i]);
-            s->lvrc[i] = slim_jsonl_parse_line(s->lv[i], s->lvlen[i], &o, &s->lb[i],
-                                               s->lerr[i], sizeof s->lerr[i]);
-        }
+        lp_chunk(s, &o, n);
         for (int i = 0; i < n; i++) {
             if (s->lvrc[i]) {
                 snprintf(err, cap, "'%s': line %ld: %s", s->path, s->lvno[i], s->lerr[i]);
