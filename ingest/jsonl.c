@@ -589,9 +589,13 @@ int slim_jsonl_parse_tree(const char *line, size_t len, const slim_jsonl_opts *o
     json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
         int py = py_nonfinite(line, len);
+        /* an object cut at the line's end: a pretty-printed file */
+        int cut = !py && strstr(je.text, "end of file") && len && line[strspn(line, " \t")] == '{';
         snprintf(err, cap, "invalid JSON at column %d: %s%s", je.column, je.text,
                  py ? " (Python's json.dumps writes -Infinity/NaN, which JSON does not allow: drop "
-                      "those entries, or dump with allow_nan=False to find them)" : "");
+                      "those entries, or dump with allow_nan=False to find them)"
+                 : cut ? " (a line cut short, or one object over several lines? JSON Lines "
+                         "needs one object per line: jq -c . FILE > out.jsonl)" : "");
         return SLIM_EINVAL;
     }
     slim_batch save = *b;  /* counters to roll back to on error */

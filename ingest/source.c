@@ -58,6 +58,11 @@ int slim_detect_format(const char *path, int *fmt, char *err, size_t cap)
     ssize_t i = 0;
     while (i < n && (h[i] == ' ' || h[i] == '\n' || h[i] == '\r' || h[i] == '\t')) i++;
     if (i < n && h[i] == '{') { *fmt = SLIM_FMT_JSONL; return 0; }
+    if (i < n && h[i] == '[') {  /* json.dump(list_of_responses, f) */
+        snprintf(err, cap, "'%s': byte %zd: a JSON array, not JSON Lines: slim reads one JSON object "
+                 "per line (convert with: jq -c '.[]' '%s' > out.jsonl)", path, i, path);
+        return SLIM_EINVAL;
+    }
     snprintf(err, cap, "'%s': byte 0: unrecognised format (not safetensors, npy or JSONL)", path);
     return SLIM_EINVAL;
 }
@@ -280,8 +285,9 @@ int slim_src_open(slim_src *s, const char *path, int fmt, char *err, size_t cap)
         int c = getc(stdin);
         if (c != EOF) ungetc(c, stdin);
         if (fmt != SLIM_FMT_JSONL || (c != EOF && !strchr("{ \t\r\n", c))) {
-            snprintf(err, cap, "'-': byte 0: standard input is read as JSONL only (safetensors "
-                     "and npy need a file)");
+            snprintf(err, cap, "'-': byte 0: standard input is read as JSONL only (%s)",
+                     c == '[' ? "a JSON array is not: one object per line, e.g. jq -c '.[]'"
+                              : "safetensors and npy need a file");
             return SLIM_EINVAL;
         }
         if (slim_fhash_init(&s->sh, NULL, 0)) return SLIM_ENOMEM;

@@ -101,6 +101,15 @@ expect_err id_ge_v_msg "'big.jsonl': line 1: position 0: token id 70 >= vocab si
 printf '{"tokens":[1,2]}\n' > missing.jsonl
 expect missing_exit 1 ing --dataset j --vocab-size 64 missing.jsonl
 expect_err missing_msg "'missing.jsonl': line 1: missing field 'top'"
+# json.dump(list, f) and pretty-printed objects: refused, saying what JSON Lines needs
+printf '[{"tokens":[1,2],"top":[[[2,-0.5]]]}]\n' > array.json
+expect array_exit 1 ing --dataset j --vocab-size 64 array.json
+expect_err array_msg "^slim-ingest: 'array.json': byte 0: a JSON array, not JSON Lines: slim reads one JSON object per line \(convert with: jq -c '\.\[\]' 'array.json' > out.jsonl\)$"
+run sh -c 'slim-ingest --store "$1" --dataset j --vocab-size 64 - < array.json' sh "$S"
+expect_err array_stdin_msg "^slim-ingest: '-': byte 0: standard input is read as JSONL only \(a JSON array is not"
+printf '{"tokens":[1,2],\n "top":[[[2,-0.5]]]}\n' > pretty.jsonl
+expect pretty_exit 1 ing --dataset j --vocab-size 64 pretty.jsonl
+expect_err pretty_msg "'pretty.jsonl': line 1: invalid JSON .* \(a line cut short, or one object over several lines\? JSON Lines needs one object per line"
 # Python's json.dumps of a -inf log-prob: refused, with the reason (a quoted "NaN" is no reason)
 printf '{"tokens":[1,2],"top":[[[2,-0.5],[3,-Infinity]]]}\n' > pyinf.jsonl
 expect pyinf_exit 1 ing --dataset j --vocab-size 64 pyinf.jsonl
