@@ -218,7 +218,9 @@ int main(int argc, char **argv)
         }
         case O_PREC: {
             slim_precision p;
-            if (slim_precision_parse(optarg, &p)) slim_die(2, "invalid precision '%s'", optarg);
+            if (slim_precision_parse(optarg, &p))
+                slim_die(2, "invalid precision '%s' (expected logprob:EPS or prob:EPS with EPS > 0, "
+                         "or lossless)", optarg);
             o.precision = optarg;
             break;
         }

@@ -163,6 +163,8 @@ expect count_after 0 slim-ingest --store "$S" --dataset d --sparsify topk:4 --js
 expect_out count_rerun_adds_nothing '"added":0,"skipped":3'
 expect usage_no_dataset 2 ing good.st
 expect usage_bad_spec 2 ing --dataset d --sparsify topq:3 good.st
+expect usage_bad_precision 2 ing --dataset d --precision logprob:0 good.st
+expect_err usage_bad_precision_msg "^slim-ingest: invalid precision 'logprob:0' \(expected logprob:EPS or prob:EPS with EPS > 0, or lossless\)$"
 expect missing_file 1 ing --dataset d nosuch.st
 expect_err missing_file_msg "^slim-ingest: cannot open 'nosuch.st': No such file or directory"
 
