@@ -590,7 +590,9 @@ int slim_jsonl_parse_tree(const char *line, size_t len, const slim_jsonl_opts *o
     if (!root) {
         int py = py_nonfinite(line, len);
         /* an object cut at the line's end: a pretty-printed file */
-        int cut = !py && strstr(je.text, "end of file") && len && line[strspn(line, " \t")] == '{';
+        size_t lead = 0;
+        while (lead < len && (line[lead] == ' ' || line[lead] == '\t')) lead++;
+        int cut = !py && strstr(je.text, "end of file") && lead < len && line[lead] == '{';
         snprintf(err, cap, "invalid JSON at column %d: %s%s", je.column, je.text,
                  py ? " (Python's json.dumps writes -Infinity/NaN, which JSON does not allow: drop "
                       "those entries, or dump with allow_nan=False to find them)"

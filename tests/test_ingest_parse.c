@@ -378,6 +378,22 @@ static void test_jsonl(void)
               "rc %d err '%s' nseq %zu", rc, err, b.nseq);
         TAP_END();
     }
+    /* a line is (bytes, length), never NUL-terminated: the error paths
+     * (their hints look at the line) stay inside it (ASan: exact-size copies) */
+    TAP_BEGIN("jsonl_unterminated_lines");
+    const char *cuts[] = { "{\"tokens\":[1,2],", "  {", "[1,", "{\"tokens\":[1],\"top\":[[[2,NaN", "\t" };
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        size_t n = strlen(cuts[i]);
+        char *line = malloc(n);
+        memcpy(line, cuts[i], n);
+        slim_batch_reset(&b);
+        slim_jsonl_opts uo = { .vocab_size = 10 };
+        CHECK(slim_jsonl_parse_line(line, n, &uo, &b, err, sizeof err) == SLIM_EINVAL && b.nseq == 0,
+              "line %zu accepted", i);
+        free(line);
+    }
+    TAP_END();
+
     /* the direct scanner and the jansson parser agree on what the scanner
      * takes; what it does not take is left to jansson (nothing appended) */
     TAP_BEGIN("jsonl_fast_path_agrees");
