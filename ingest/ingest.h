@@ -104,7 +104,8 @@ typedef struct slim_tensor {
     char name[64];
     char dtname[12];           /* the file's spelling of the dtype ("I8", "F8_E4M3", ...) */
     int dtype;                 /* SLIM_DT_* */
-    int ndim;
+    int ndim;                  /* at most SLIM_MAXDIM, */
+    int more_dims;             /*   and more not kept (a tensor slim does not read) */
     uint64_t shape[SLIM_MAXDIM];
     const uint8_t *data;       /* into the mapping; nbytes long */
     uint64_t nbytes;

@@ -160,6 +160,13 @@ static int64_t parse_id(const char *s)
     return v;
 }
 
+/* A token id in the input: an integer, or "N" / "token_id:N". */
+static int64_t json_id(json_t *v)
+{
+    return json_is_integer(v) ? json_integer_value(v)
+         : json_is_string(v) ? parse_id(json_string_value(v)) : INT64_MIN;
+}
+
 static int num(json_t *v, double *out)
 {
     if (!json_is_number(v)) return -1;
@@ -279,8 +286,7 @@ static int get_tokens(lctx *c, json_t *a, slim_batch *b, const char *field)
     json_t *v;
     if (slim_batch_reserve(b, 0, n, 0, 0)) return SLIM_ENOMEM;
     json_array_foreach(a, i, v) {
-        json_int_t t = json_is_integer(v) ? json_integer_value(v)
-                     : json_is_string(v) ? parse_id(json_string_value(v)) : -1;
+        int64_t t = json_id(v);
         if (t < 0 || t > UINT32_MAX || (c->o->vocab_size && t >= c->o->vocab_size)) {
             snprintf(c->err, c->cap, "'%s'[%zu]: invalid token id", field, i);
             return SLIM_EINVAL;
@@ -439,6 +445,10 @@ static int vllm_seq(lctx *c, slim_batch *b, const char *ext, json_t *pids, json_
     }
     uint32_t npos;
     if ((rc = put_spans(c, b, sp, ns, &npos))) return rc;
+    if (!npos) {  /* tokens alone would still count for dedup: a later copy with log-probs is skipped */
+        snprintf(c->err, c->cap, "no log-probs for any position (%zu tokens)", b->ntok - q->tok_off);
+        return SLIM_EINVAL;
+    }
     seq_close(b, q, npos);
     return 0;
 }
@@ -475,9 +485,7 @@ static int choice_ids(lctx *c, json_t *list, int content, size_t ci, json_t *ids
     json_t *e;
     json_array_clear(ids);
     json_array_foreach(list, j, e) {
-        json_t *tk = content ? json_object_get(e, "token") : e;
-        int64_t id = json_is_string(tk) ? parse_id(json_string_value(tk))
-                   : json_is_integer(tk) ? json_integer_value(tk) : INT64_MIN;
+        int64_t id = json_id(content ? json_object_get(e, "token") : e);
         if (id == INT64_MIN) {
             snprintf(c->err, c->cap, "choice %zu: logprobs.%s[%zu]%s is not \"token_id:N\" (start "
                      "the server with --return-tokens-as-token-ids)", ci,
@@ -489,15 +497,15 @@ static int choice_ids(lctx *c, json_t *list, int content, size_t ci, json_t *ids
     return 0;
 }
 
-/* Whether the ids a start with the ids p (JSON arrays of integers). */
+/* Whether the ids a (integers) start with the ids p. */
 static int ids_prefix(json_t *a, json_t *p)
 {
     size_t n = json_array_size(p);
     if (json_array_size(a) < n) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!json_is_integer(json_array_get(p, i)) ||
-            json_integer_value(json_array_get(a, i)) != json_integer_value(json_array_get(p, i)))
-            return 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t x = json_id(json_array_get(p, i));
+        if (x == INT64_MIN || json_integer_value(json_array_get(a, i)) != x) return 0;
+    }
     return 1;
 }
 
@@ -592,7 +600,7 @@ int slim_jsonl_parse_tree(const char *line, size_t len, const slim_jsonl_opts *o
         /* an object cut at the line's end: a pretty-printed file */
         size_t lead = 0;
         while (lead < len && (line[lead] == ' ' || line[lead] == '\t')) lead++;
-        int cut = !py && strstr(je.text, "end of file") && lead < len && line[lead] == '{';
+        int cut = !py && strstr(je.text, "near end of file") && lead < len && line[lead] == '{';
         snprintf(err, cap, "invalid JSON at column %d: %s%s", je.column, je.text,
                  py ? " (Python's json.dumps writes -Infinity/NaN, which JSON does not allow: drop "
                       "those entries, or dump with allow_nan=False to find them)"

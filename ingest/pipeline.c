@@ -192,13 +192,17 @@ static int pend_write(ictx *c)
     return 0;
 }
 
-/* Abort the open transaction, if any. */
+/* Abort the open transaction, if any: as after a failed commit, the dataset
+ * and the run it began are not in the store. */
 static void drop_txn(ictx *c)
 {
     if (!c->w) return;
     slim_write_abort(c->w);
     c->w = NULL;
     pend_settle(c, 0);
+    c->file_ready = 0;
+    if (c->run_new) c->run = c->stats->run_id = 0;
+    c->run_new = 0;
 }
 
 static int commit(ictx *c)
@@ -894,9 +898,10 @@ static int commit_batches(ictx *c)
  * committed on its own unless less time has passed since the last commit
  * ended than that commit took: the writer then waits for syncs at most
  * about half the time, and on a fast disk every batch is still a commit of
- * its own.  The input's last batch is always committed (its input record
- * follows, on another thread), and one commit takes at most GROUP_MAX
- * batches, and none after GROUP_MAX_POS positions.
+ * its own.  The input's last batch is always committed (the writer thread
+ * ends with the input, and a transaction must not outlive the thread that
+ * began it), and one commit takes at most GROUP_MAX batches, and none after
+ * GROUP_MAX_POS positions.
  */
 static int group_more(ictx *c, uint64_t no)
 {
@@ -922,7 +927,14 @@ static int write_slot(ictx *c, islot *sl, int *irc, int *freed)
     *irc = check_slot(c, sl, &ok);
     if (*irc == SLIM_EINVAL) { c->f_refused++; c->stats->refused++; }  /* the bad unit */
     if (!c->txn_batches) {
-        c->txn_before = *c->stats;
+        /* the counters this thread keeps, field by field: the main thread
+         * updates others (its timings) meanwhile */
+        slim_ingest_stats *b = &c->txn_before;
+        b->added = c->stats->added;
+        b->positions = c->stats->positions;
+        b->entries = c->stats->entries;
+        b->shared_seqs = c->stats->shared_seqs;
+        b->shared_positions = c->stats->shared_positions;
         c->txn_f_added = c->f_added;
     }
     c->txn_batches++;

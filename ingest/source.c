@@ -91,7 +91,7 @@ static void shape_str(const slim_tensor *t, char *buf, size_t cap)
     for (int d = 0; d < t->ndim && n < cap; d++)
         n += (size_t)snprintf(buf + n, cap - n, d ? ",%llu" : "%llu",
                               (unsigned long long)t->shape[d]);
-    if (n < cap) snprintf(buf + n, cap - n, "]");
+    if (n < cap) snprintf(buf + n, cap - n, t->more_dims ? ",…]" : "]");
 }
 
 /* The mapping of ts that holds p (a tensor's data; its end counts, for an
@@ -106,11 +106,12 @@ static int map_of(const slim_tensors *ts, const void *p)
     return -1;
 }
 
-/* "; the file has 'a' F32 [2,3], 'b' I64 [2]": what a file holds, for a
- * message about what it lacks (a transformers dump with other names). */
-static void found_str(const slim_tensors *ts, char *buf, size_t cap)
+/* "; the file has 'a' F32 [2,3], 'b' I64 [2]": what an input holds, for a
+ * message about what it lacks (a transformers dump with other names);
+ * what: "file" or, for .npy arrays, "input". */
+static void found_str(const slim_tensors *ts, const char *what, char *buf, size_t cap)
 {
-    size_t n = (size_t)snprintf(buf, cap, ts->n ? "; the file has" : "; the file has no tensors");
+    size_t n = (size_t)snprintf(buf, cap, "; the %s has%s", what, ts->n ? "" : " no tensors");
     for (int i = 0; i < ts->n && n < cap; i++) {
         char sh[64];
         if (i == 6) { snprintf(buf + n, cap - n, " and %d more", ts->n - i); break; }
@@ -127,7 +128,7 @@ static int layout(slim_src *s, char *err, size_t cap)
     char a[64], b[64], has[512];
     s->ids = slim_tensors_find(ts, "input_ids");
     if (!s->ids) {
-        found_str(ts, has, sizeof has);
+        found_str(ts, s->fmt == SLIM_FMT_NPY ? "input" : "file", has, sizeof has);
         snprintf(err, cap, "'%s': no 'input_ids' tensor%s", s->path, has);
         return SLIM_EINVAL;
     }
@@ -146,7 +147,7 @@ static int layout(slim_src *s, char *err, size_t cap)
     if (!s->tk_vals) { s->tk_vals = slim_tensors_find(ts, "topk_logits"); s->is_logprob = 0; }
     const slim_tensor *v = s->logits ? s->logits : s->tk_vals;
     if (!v || (!s->logits && !s->tk_ids)) {
-        found_str(ts, has, sizeof has);
+        found_str(ts, s->fmt == SLIM_FMT_NPY ? "input" : "file", has, sizeof has);
         snprintf(err, cap, "'%s': no 'logits' or 'topk_ids' + 'topk_logprobs'/'topk_logits' "
                  "tensors%s", s->path, has);
         return SLIM_EINVAL;

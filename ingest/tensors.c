@@ -156,6 +156,7 @@ static int tensor_from_json(const char *name, json_t *v, const uint8_t *data, ui
         return SLIM_EINVAL;
     }
     t->ndim = (int)(nd < SLIM_MAXDIM ? nd : SLIM_MAXDIM);
+    t->more_dims = nd > SLIM_MAXDIM;
     uint64_t count = 1;
     for (size_t d = 0; d < nd; d++) {
         json_t *e = json_array_get(sh, d);

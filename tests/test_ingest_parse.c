@@ -340,6 +340,12 @@ static void test_jsonl(void)
     CHECK(b.tokens[0] == 1 && b.tokens[1] == 2 && b.tokens[2] == 8, "tokens from the echo");
     CHECK(b.dists[0].ids[0] == 2 && b.dists[1].ids[0] == 8 && b.dists[1].ids[1] == 0,
           "entry i at position i - 1");
+    /* prompt ids spelled "token_id:N" (as get_tokens reads them) still begin the echo */
+    slim_batch_reset(&b);
+    const char *ce2 =
+        "{\"choices\":[{\"prompt_token_ids\":[\"token_id:1\",\"2\"],\"logprobs\":{"
+        "\"tokens\":[\"token_id:1\",\"token_id:2\"],\"top_logprobs\":[null,{\"token_id:2\":-0.3}]}}]}";
+    CHECK(jl(ce2, 10, &b, err) == 0 && b.nseq == 1 && b.seqs[0].npos == 1, "%s", err);
     TAP_END();
 
     struct { const char *name, *line, *want; } bad[] = {
@@ -354,6 +360,10 @@ static void test_jsonl(void)
           "[{\"token_ids\":[3],\"logprobs\":null}]}", "no log-probs: neither 'prompt_logprobs' nor" },
         { "jsonl_openai_no_logprobs", "{\"choices\":[{\"prompt_token_ids\":[1,2],\"logprobs\":null}]}",
           "(request prompt_logprobs=K or logprobs=K)" },
+        { "jsonl_openai_empty_content", "{\"choices\":[{\"logprobs\":{\"content\":[]}}]}",
+          "no log-probs for any position (0 tokens)" },
+        { "jsonl_vllm_one_token_nothing", "{\"prompt_token_ids\":[4],\"prompt_logprobs\":[null]}",
+          "no log-probs for any position (1 tokens)" },
         { "jsonl_completions_text_token",
           "{\"choices\":[{\"logprobs\":{\"tokens\":[\"token_id:1\",\"hello\"],\"top_logprobs\":[null,{\"1\":-1}]}}]}",
           "logprobs.tokens[1] is not \"token_id:N\" (start the server with --return-tokens-as-token-ids)" },
@@ -380,6 +390,15 @@ static void test_jsonl(void)
     }
     /* a line is (bytes, length), never NUL-terminated: the error paths
      * (their hints look at the line) stay inside it (ASan: exact-size copies) */
+    TAP_BEGIN("jsonl_hint_only_for_cut_objects");
+    slim_batch_reset(&b);
+    CHECK(jl("{\"tokens\":[1],\"top\":[]}{\"tokens\":[2],\"top\":[]}", 10, &b, err) == SLIM_EINVAL
+          && !strstr(err, "several lines"), "two objects on a line: '%s'", err);
+    slim_batch_reset(&b);
+    CHECK(jl("{\"tokens\":[1],", 10, &b, err) == SLIM_EINVAL && strstr(err, "several lines"),
+          "a cut object: '%s'", err);
+    TAP_END();
+
     TAP_BEGIN("jsonl_unterminated_lines");
     const char *cuts[] = { "{\"tokens\":[1,2],", "  {", "[1,", "{\"tokens\":[1],\"top\":[[[2,NaN", "\t" };
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {

@@ -38,13 +38,14 @@ expect_err npy_file_i2_msg "'npyx/position_ids.npy': byte 10: unknown or missing
 "$G" gen dense hidden.st n=2 t=5 v=50 seed=2 extra=40
 expect many_tensors 0 slim-ingest --store "$T/nh" --dataset h --sparsify topk:4 --json hidden.st
 expect_out many_tensors_out '"added":2,.*"positions":10,"entries":40'
-# a file without the tensors slim reads says what it has (here generate()'s names), in one line
-h='{"sequences":{"dtype":"I64","shape":[1,1],"data_offsets":[0,8]},"scores":{"dtype":"F32","shape":[1,1,2],"data_offsets":[8,16]}}'
+# a file without the tensors slim reads says what it has (here generate()'s names), in one line;
+# a tensor of more than 4 dimensions that slim does not read is shown cut
+h='{"sequences":{"dtype":"I64","shape":[1,1],"data_offsets":[0,8]},"scores":{"dtype":"F32","shape":[1,1,2],"data_offsets":[8,16]},"att":{"dtype":"I8","shape":[0,1,1,1,1],"data_offsets":[16,16]}}'
 pad=$(( (8 - ${#h} % 8) % 8 ))
 { printf "\\$(printf %03o $(( ${#h} + pad )))\\000\\000\\000\\000\\000\\000\\000"; printf '%s%*s' "$h" $pad ''
   printf '\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000'; } > gen.safetensors
 expect names_missing 1 slim-ingest --store "$T/nh" --dataset h2 gen.safetensors
-expect_err names_missing_msg "^slim-ingest: 'gen.safetensors': no 'input_ids' tensor; the file has 'sequences' I64 \[1,1\], 'scores' F32 \[1,1,2\]$"
+expect_err names_missing_msg "^slim-ingest: 'gen.safetensors': no 'input_ids' tensor; the file has 'sequences' I64 \[1,1\], 'scores' F32 \[1,1,2\], 'att' I8 \[0,1,1,1,…\]$"
 check names_missing_one_line test "$(wc -l < "$_last_err")" -eq 1
 # the arrays named one after another on the command line are one input
 expect npy_files 0 slim-ingest --store "$T/n2" --dataset n --sparsify topfrac:0.1 --json npy/logits.npy npy/input_ids.npy
