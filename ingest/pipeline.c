@@ -192,17 +192,24 @@ static int pend_write(ictx *c)
     return 0;
 }
 
-/* Abort the open transaction, if any: as after a failed commit, the dataset
- * and the run it began are not in the store. */
+/* The open transaction did not reach the store (aborted, or its commit
+ * failed): its input rows are pending again, and the dataset and the run
+ * it began are not there, so nothing may name them. */
+static void txn_lost(ictx *c)
+{
+    pend_settle(c, 0);
+    c->file_ready = 0;
+    if (c->run_new) c->run = c->stats->run_id = 0;
+    c->run_new = 0;
+}
+
+/* Abort the open transaction, if any. */
 static void drop_txn(ictx *c)
 {
     if (!c->w) return;
     slim_write_abort(c->w);
     c->w = NULL;
-    pend_settle(c, 0);
-    c->file_ready = 0;
-    if (c->run_new) c->run = c->stats->run_id = 0;
-    c->run_new = 0;
+    txn_lost(c);
 }
 
 static int commit(ictx *c)
@@ -210,15 +217,11 @@ static int commit(ictx *c)
     if (!c->w) return 0;
     int rc = slim_write_commit(c->w);
     c->w = NULL;
-    pend_settle(c, rc == 0);
     if (rc) {
-        /* the dataset and the run this transaction began are not in the
-         * store: nothing may name them */
-        c->file_ready = 0;
-        if (c->run_new) c->run = c->stats->run_id = 0;
-        c->run_new = 0;
+        txn_lost(c);
         return store_fail(c, rc, NULL, "commit failed");
     }
+    pend_settle(c, 1);
     c->run_new = 0;
     c->stats->committed_added = c->stats->added;
     return 0;

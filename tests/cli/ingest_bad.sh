@@ -86,36 +86,33 @@ expect_out shrink_tok_run_recorded "^failed\|3$"
 expect empty_exit 1 ing --dataset d empty.jsonl
 expect_err empty_msg "'empty.jsonl': byte 0: empty file"
 
-printf '{"tokens":[1,2],"top":[[[2,-0.1]]]}\n{"tokens":[1,2,3],"top":[[[2,-0.1]]\n' > badjson.jsonl
-expect badjson_exit 1 ing --dataset j --vocab-size 64 badjson.jsonl
-expect_err badjson_msg "'badjson.jsonl': line 2: invalid JSON"
-printf '{"tokens":[1,2],"top":[[[2,0.3]]]}\n' > pos.jsonl
-expect logprob_pos_exit 1 ing --dataset j --vocab-size 64 pos.jsonl
-expect_err logprob_pos_msg "'pos.jsonl': line 1: position 0: token id 2: log-prob 0.3 > 0"
-printf '{"tokens":[1,2],"top":[[[2,-0.3],[7,-1],[2,-2]]]}\n' > dup.jsonl
-expect dup_exit 1 ing --dataset j --vocab-size 64 dup.jsonl
-expect_err dup_msg "'dup.jsonl': line 1: position 0: token id 2 appears twice"
-printf '{"tokens":[1,2],"top":[[[70,-0.3]]]}\n' > big.jsonl
-expect id_ge_v_exit 1 ing --dataset j --vocab-size 64 big.jsonl
-expect_err id_ge_v_msg "'big.jsonl': line 1: position 0: token id 70 >= vocab size 64"
-printf '{"tokens":[1,2]}\n' > missing.jsonl
-expect missing_exit 1 ing --dataset j --vocab-size 64 missing.jsonl
-expect_err missing_msg "'missing.jsonl': line 1: missing field 'top'"
+# refused_jsonl NAME FILE CONTENT REGEX: CONTENT (printf format) into FILE; ingesting it exits 1
+# with stderr matching REGEX
+refused_jsonl() {
+    printf "$3" > "$2"
+    expect "$1_exit" 1 ing --dataset j --vocab-size 64 "$2"
+    expect_err "$1_msg" "$4"
+}
+refused_jsonl badjson badjson.jsonl '{"tokens":[1,2],"top":[[[2,-0.1]]]}\n{"tokens":[1,2,3],"top":[[[2,-0.1]]\n' \
+    "'badjson.jsonl': line 2: invalid JSON"
+refused_jsonl logprob_pos pos.jsonl '{"tokens":[1,2],"top":[[[2,0.3]]]}\n' \
+    "'pos.jsonl': line 1: position 0: token id 2: log-prob 0.3 > 0"
+refused_jsonl dup dup.jsonl '{"tokens":[1,2],"top":[[[2,-0.3],[7,-1],[2,-2]]]}\n' \
+    "'dup.jsonl': line 1: position 0: token id 2 appears twice"
+refused_jsonl id_ge_v big.jsonl '{"tokens":[1,2],"top":[[[70,-0.3]]]}\n' \
+    "'big.jsonl': line 1: position 0: token id 70 >= vocab size 64"
+refused_jsonl missing missing.jsonl '{"tokens":[1,2]}\n' "'missing.jsonl': line 1: missing field 'top'"
 # json.dump(list, f) and pretty-printed objects: refused, saying what JSON Lines needs
-printf '[{"tokens":[1,2],"top":[[[2,-0.5]]]}]\n' > array.json
-expect array_exit 1 ing --dataset j --vocab-size 64 array.json
-expect_err array_msg "^slim-ingest: 'array.json': byte 0: a JSON array, not JSON Lines: slim reads one JSON object per line \(convert with: jq -c '\.\[\]' 'array.json' > out.jsonl\)$"
+refused_jsonl array array.json '[{"tokens":[1,2],"top":[[[2,-0.5]]]}]\n' \
+    "^slim-ingest: 'array.json': byte 0: a JSON array, not JSON Lines: slim reads one JSON object per line \\(convert with: jq -c '\\.\\[\\]' 'array.json' > out.jsonl\\)$"
 run sh -c 'slim-ingest --store "$1" --dataset j --vocab-size 64 - < array.json' sh "$S"
-expect_err array_stdin_msg "^slim-ingest: '-': byte 0: standard input is read as JSONL only \(a JSON array is not"
-printf '{"tokens":[1,2],\n "top":[[[2,-0.5]]]}\n' > pretty.jsonl
-expect pretty_exit 1 ing --dataset j --vocab-size 64 pretty.jsonl
-expect_err pretty_msg "'pretty.jsonl': line 1: invalid JSON .* \(a line cut short, or one object over several lines\? JSON Lines needs one object per line"
+expect_err array_stdin_msg "^slim-ingest: '-': byte 0: standard input is read as JSONL only \\(a JSON array is not"
+refused_jsonl pretty pretty.jsonl '{"tokens":[1,2],\n "top":[[[2,-0.5]]]}\n' \
+    "'pretty.jsonl': line 1: invalid JSON .* \\(a line cut short, or one object over several lines\\? JSON Lines needs one object per line"
 # Python's json.dumps of a -inf log-prob: refused, with the reason (a quoted "NaN" is no reason)
-printf '{"tokens":[1,2],"top":[[[2,-0.5],[3,-Infinity]]]}\n' > pyinf.jsonl
-expect pyinf_exit 1 ing --dataset j --vocab-size 64 pyinf.jsonl
-expect_err pyinf_msg "'pyinf.jsonl': line 1: invalid JSON at column 37: .* \(Python's json.dumps writes -Infinity/NaN, which JSON does not allow"
-printf '{"id":"NaN","tokens":[1,2],"top":[[[2,-0.5]]}\n' > pystr.jsonl
-expect pystr_exit 1 ing --dataset j --vocab-size 64 pystr.jsonl
+refused_jsonl pyinf pyinf.jsonl '{"tokens":[1,2],"top":[[[2,-0.5],[3,-Infinity]]]}\n' \
+    "'pyinf.jsonl': line 1: invalid JSON at column 37: .* \\(Python's json.dumps writes -Infinity/NaN, which JSON does not allow"
+refused_jsonl pystr pystr.jsonl '{"id":"NaN","tokens":[1,2],"top":[[[2,-0.5]]}\n' "'pystr.jsonl': line 1: invalid JSON"
 check pystr_no_hint sh -c "! grep -q Python '$_last_err'"
 # several input files, the third bad at its third line: every input has its row in the run record
 # (the rows of finished inputs ride with the next commit), and the counts are what the store holds
